@@ -1,0 +1,118 @@
+/*  =========================================================================
+    pb_envelope - the event envelope of PROTOCOL.md: bounded decoding,
+    validation against the catalogue, and the stored form
+
+    Decoding untrusted bytes happens in two stages so that a hostile message
+    costs memory bounded by its own size (invariant 4):
+      1. a pre-walk over the raw bytes (pb_msgpack_check) that bounds every
+         declared length and count by the bytes that remain, the nesting
+         depth, string lengths, and refuses ext types, invalid UTF-8,
+         duplicate map keys and trailing bytes;
+      2. only then msgpack-c's unpacker, into a zone owned by the envelope.
+    Validation follows PROTOCOL.md's NAK table in order; the first failing
+    row wins and the error sentence names the offending field.
+
+    An envelope is owned by one thread. It keeps its own copy of the bytes,
+    and every pointer it hands out lives as long as the envelope.
+    =========================================================================
+*/
+#ifndef PB_ENVELOPE_H_INCLUDED
+#define PB_ENVELOPE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#include "pb_error.h"
+#include "pb_nak.h"
+
+//  Decoding limits (configurable in the journal; these are the defaults)
+typedef struct {
+    size_t max_size;            //  envelope size limit in bytes (64 KiB)
+    uint32_t max_depth;         //  nesting depth of containers (32)
+    uint32_t max_container;     //  entries of one array or map (4096)
+    uint32_t max_string;        //  bytes of one str or bin (65536)
+} pb_limits_t;
+
+#define PB_LIMITS_DEFAULTS { 65536, 32, 4096, 65536 }
+
+//  Which envelope keys a decode accepts (PROTOCOL.md, The envelope):
+//  producers may not set seq or ts; a stored event has both.
+typedef enum {
+    PB_ENVELOPE_INGEST,         //  from a producer: seq/ts refused
+    PB_ENVELOPE_STORED          //  from the log, fanout or replay: seq/ts required
+} pb_envelope_form_t;
+
+//  A decoded envelope. Fields are read-only for users; string pointers are
+//  NOT nul-terminated (use the _len), and live as long as the envelope.
+typedef struct {
+    const char *id;             //  idempotency key (borrowed from self)
+    size_t id_len;
+    const char *src;            //  producer name (borrowed from self)
+    size_t src_len;
+    const char *type;           //  event type (borrowed from self)
+    size_t type_len;
+    int type_index;             //  index in the catalogue (pb_catalogue.h)
+    bool has_time;
+    int64_t time;               //  producer's time, ms since epoch
+    bool has_cause;
+    uint64_t cause;             //  on notify.*: seq of the causing event
+    uint64_t seq;               //  stored form only: position in the log
+    int64_t ts;                 //  stored form only: append time, ms
+    const msgpack_object *data; //  the data map (borrowed from self)
+    const uint8_t *bytes;       //  the whole envelope as received (owned)
+    size_t size;                //  its size
+    msgpack_zone *zone;         //  unpacked objects (owned)
+} pb_envelope_t;
+
+//  Decode 'size' bytes of an envelope received with type frame 'type'
+//  ('type_len' bytes), in 'form', checking PROTOCOL.md's rows too_large,
+//  bad_msgpack, bad_envelope, type_mismatch and unknown_type, in that order.
+//  The data map is NOT checked against its schema here: the journal checks
+//  'unauthorized' first, then calls pb_envelope_validate_data.
+//  Returns PB_NAK_NONE and sets *env_p to a new envelope the caller owns
+//  (free with pb_envelope_destroy), or returns the NAK code, writes a
+//  sentence naming the field at fault into 'error' (always nul-terminated,
+//  truncated to error_size), and leaves *env_p untouched.
+//  'type' may be NULL for the stored form (no type frame to compare).
+pb_nak_t
+    pb_envelope_decode (const char *type, size_t type_len,
+                        const void *bytes, size_t size,
+                        pb_envelope_form_t form, const pb_limits_t *limits,
+                        pb_envelope_t **env_p, char *error, size_t error_size);
+
+//  Check the data map against its type's schema from the catalogue
+//  (required, optional and conditional fields, types, enumerations,
+//  ranges, string and list limits). Returns PB_NAK_NONE, or PB_NAK_BAD_DATA
+//  with a sentence naming the field (e.g. "data.action.partner: missing").
+pb_nak_t
+    pb_envelope_validate_data (const pb_envelope_t *self,
+                               char *error, size_t error_size);
+
+//  Encode the stored form: the received map with 'seq' and 'ts' added
+//  (the producer's bytes are kept as they are, so the stored envelope is
+//  the received one plus two keys). Returns 0 and sets *bytes_p/*size_p to
+//  a buffer the caller owns (free ()), or PB_ENOMEM.
+int
+    pb_envelope_encode_stored (const pb_envelope_t *self, uint64_t seq,
+                               int64_t ts, uint8_t **bytes_p, size_t *size_p);
+
+//  Destroy the envelope and set *self_p to NULL; NULL-safe, idempotent.
+void
+    pb_envelope_destroy (pb_envelope_t **self_p);
+
+//  Look up 'key' in a msgpack map object; NULL if absent or 'map' is not a
+//  map. The result lives as long as the object it was found in.
+const msgpack_object *
+    pb_msgpack_get (const msgpack_object *map, const char *key);
+
+//  True if 'obj' is a str equal to the nul-terminated 'text'
+bool
+    pb_msgpack_str_eq (const msgpack_object *obj, const char *text);
+
+//  Self test of this module
+void
+    pb_envelope_test (bool verbose);
+
+#endif
