@@ -3,3 +3,4 @@
 PB_SELFTEST (pb_error)
 PB_SELFTEST (pb_crash)
 PB_SELFTEST (pb_sock)
+PB_SELFTEST (pb_config)
