@@ -1,0 +1,208 @@
+/*  =========================================================================
+    pb_worker - the worker runtime: exactly-once application of the log
+
+    A worker is this runtime plus a rules module (pb_rules_t). The runtime
+    owns one LMDB environment per worker (its data_dir; no worker ever
+    reads another's store) with four databases:
+      state       the rules' keys ("proposal/p1", "reg/ally/FRA") to
+                  msgpack values
+      meta        applied_seq and the log time (now of the latest sys.tick)
+      outbox      notifications derived but not yet ACKed by the journal
+      quarantine  seq -> {type, reason} of events the rules refused, and
+                  "nak/<id>" -> {type, reason} of notifications the journal
+                  refused
+    A batch of events is applied in ONE write transaction that also stores
+    applied_seq and the outbox (invariant 2). Each event runs in a nested
+    transaction, so a poison event is rolled back alone and quarantined.
+    After the commit the outbox goes to ingest; ACKed entries are deleted
+    in a later transaction. A notification's envelope is {id, src, type,
+    cause, data} with id "<worker>/<cause>/<index>": a pure function of the
+    log, so a resend after a crash is byte-identical and deduplicated.
+
+    On start the runtime subscribes to the whole fanout first, resends the
+    outbox, catches up by REPLAY from applied_seq + 1 (credit flow
+    control), then follows the fanout, dropping what it already applied; a
+    seq jump or a heartbeat head beyond applied_seq is filled by replay.
+
+    The actor and everything it creates belong to the actor's thread. The
+    rules are called on that thread only, inside the batch transaction.
+    =========================================================================
+*/
+#ifndef PB_WORKER_H_INCLUDED
+#define PB_WORKER_H_INCLUDED
+
+#include <czmq.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pb_config.h"
+#include "pb_envelope.h"
+
+//  Error block -400..-499 (registered in common/pb_error.h)
+#define PB_WORKER_ERRORS(XX) \
+    XX (PB_WORKER_POISON,  -400, "event cannot be applied (quarantined)") \
+    XX (PB_WORKER_FULL,    -401, "worker store map is full") \
+    XX (PB_WORKER_STORE,   -402, "worker store I/O error") \
+    XX (PB_WORKER_CORRUPT, -403, "worker store is corrupt")
+
+typedef enum {
+#define XX(name, value, text) name = value,
+    PB_WORKER_ERRORS (XX)
+#undef XX
+} pb_worker_err_t;
+
+//  The text of a code of this block, else pb_strerror (rc)
+const char *
+    pb_worker_strerror (int rc);
+
+//  What the rules see of the batch: one event's nested transaction
+typedef struct _pb_apply_t pb_apply_t;
+
+//  A rules module. 'name' is the worker's name: its notifications' src,
+//  the first part of their ids, its config section and the type
+//  notify.<name>.quarantined. 'apply' is called once per event of the log
+//  except sys.heartbeat (sys.tick too, after the runtime stored the log
+//  time), in seq order; it skips the types it has no rule for (return 0).
+//  It returns 0 (applied), pb_apply_poison (...) for an event that would
+//  fail again the same way (rolled back and quarantined), or passes on a
+//  store code from a pb_apply_* call (the batch is retried, then the
+//  worker exits for its supervisor).
+typedef struct {
+    const char *name;                   //  "nac" (borrowed, static)
+    int (*apply) (pb_apply_t *ctx, const pb_envelope_t *event);
+} pb_rules_t;
+
+//  Configuration, one section per worker ("nac/data_dir", ...)
+typedef struct {
+    char data_dir [PB_CONFIG_STR_MAX];  //  LMDB directory, created if absent
+    char ingest [PB_CONFIG_STR_MAX];    //  journal ingest (DEALER connects)
+    char fanout [PB_CONFIG_STR_MAX];    //  journal fanout (SUB connects)
+    char replay [PB_CONFIG_STR_MAX];    //  journal replay (DEALER connects)
+    int64_t map_size;                   //  initial LMDB map size, bytes
+    int64_t batch_max;                  //  events per write transaction
+    int64_t credit;                     //  replay batches in flight
+    int64_t window;                     //  notifications in flight
+    int64_t resend_ms;                  //  resend unACKed outbox after
+    int64_t replay_timeout_ms;          //  re-ask a silent replay after
+    char dump [PB_CONFIG_STR_MAX];      //  pb-<name> --dump DIR: print, exit
+    bool verbose;                       //  debug log per message
+    const pb_rules_t *rules;            //  the rules (borrowed, static)
+} pb_worker_cfg_t;
+
+//  --------------------------------------------------------------------------
+//  The service
+
+//  The worker actor: zactor_new (pb_worker_actor, cfg), with 'cfg'
+//  borrowed for the actor's life. After the handshake it sends an int
+//  startup status (0, or a code: store cannot open, endpoint refused), and
+//  an int exit status when it stops ($TERM, interrupt: 0; a store failure
+//  that retries did not cure: PB_WORKER_*). Pipe commands: $TERM, VERBOSE.
+void
+    pb_worker_actor (zsock_t *pipe, void *args);
+
+//  The whole main () of a worker: loads the "<rules->name>/..." config from
+//  the command line and --config FILE (defaults: data_dir ./var/<name>,
+//  journal endpoints tcp://127.0.0.1:7701/7702/7703), runs --dump DIR if
+//  given, else the actor until SIGINT/SIGTERM. Returns the process exit
+//  code: 0, 1 for a store failure, 2 for bad configuration.
+int
+    pb_worker_main (const pb_rules_t *rules, int argc, char *argv []);
+
+//  Print the canonical dump of the store in 'data_dir' to 'out': every key
+//  of meta (applied_seq, now), state and quarantine, in key order, one line
+//  each: "<db> <key> <value hex>" (printable keys as text, others as hex).
+//  The outbox (transport state) is left out. Two stores with the same dump
+//  are the same. Returns 0, PB_WORKER_STORE (cannot open; logged).
+int
+    pb_worker_dump (const char *data_dir, FILE *out);
+
+//  --------------------------------------------------------------------------
+//  The rules' view (pb_apply_t). Every call works inside the current
+//  event's nested transaction: a poison return rolls all of it back.
+//  A store failure inside any call is also remembered by ctx, so the
+//  runtime treats the event as a store failure whatever apply returns.
+
+//  Seq of the event being applied (the cause of what it emits)
+uint64_t
+    pb_apply_seq (pb_apply_t *ctx);
+
+//  Log time: now of the latest sys.tick applied (0 before the first).
+//  For a sys.tick event, already its own now.
+int64_t
+    pb_apply_now (pb_apply_t *ctx);
+
+//  The worker's name ("nac")
+const char *
+    pb_apply_name (pb_apply_t *ctx);
+
+//  Raw value of state key 'key' (a nul-terminated string) or NULL if
+//  absent (or on a store failure). Borrowed: valid until the next put/del
+//  or the end of the event.
+const void *
+    pb_apply_get (pb_apply_t *ctx, const char *key, size_t *size_p);
+
+//  The value of 'key' unpacked as msgpack, or NULL if absent or not one
+//  msgpack value. Borrowed: lives until the end of the event.
+const msgpack_object *
+    pb_apply_load (pb_apply_t *ctx, const char *key);
+
+//  Store 'size' bytes under 'key'. Returns 0, PB_WORKER_FULL,
+//  PB_WORKER_STORE, PB_WORKER_CORRUPT.
+int
+    pb_apply_put (pb_apply_t *ctx, const char *key, const void *value,
+                  size_t size);
+
+//  Build a value with a packer, then store it under 'key':
+//      msgpack_packer *pk = pb_apply_put_begin (ctx);
+//      msgpack_pack_map (pk, 2); ...
+//      rc = pb_apply_put_end (ctx, "proposal/p1");
+//  The packer is borrowed until put_end. put_end returns like pb_apply_put.
+msgpack_packer *
+    pb_apply_put_begin (pb_apply_t *ctx);
+int
+    pb_apply_put_end (pb_apply_t *ctx, const char *key);
+
+//  Delete 'key'; absent is fine. Returns 0 or a store code as put.
+int
+    pb_apply_del (pb_apply_t *ctx, const char *key);
+
+//  Call 'fn' for every state key starting with 'prefix', in key order,
+//  with the key (not nul-terminated) and raw value, borrowed for the call.
+//  'fn' returns 0 to go on, 1 to stop, a negative code to stop and fail.
+//  'fn' must not put or del. Returns 0, fn's negative code, or a store
+//  code.
+typedef int (pb_apply_scan_fn) (const char *key, size_t key_len,
+                                const void *value, size_t size, void *arg);
+int
+    pb_apply_scan (pb_apply_t *ctx, const char *prefix,
+                   pb_apply_scan_fn *fn, void *arg);
+
+//  Emit a notification of type 'type' ("notify.nac.adopted"): pack its
+//  data map with the packer, then call emit_end. The runtime wraps it in
+//  {id, src, type, cause, data} and puts it in the outbox. Notifications
+//  of one event are numbered in emission order. emit_end returns 0,
+//  PB_WORKER_POISON if the envelope would pass the 64 KiB limit (return
+//  it from apply), or a store code.
+msgpack_packer *
+    pb_apply_emit_begin (pb_apply_t *ctx, const char *type);
+int
+    pb_apply_emit_end (pb_apply_t *ctx);
+
+//  Refuse the current event for a reason that would recur: returns
+//  PB_WORKER_POISON for apply to return. 'reason' is copied (cut to 255
+//  bytes) into the quarantine record and notify.<name>.quarantined.
+int
+    pb_apply_poison (pb_apply_t *ctx, const char *reason);
+
+//  Copy a msgpack str into 'buf' (nul-terminated). Returns false, with
+//  buf "", if 'obj' is NULL, not a str, holds a nul, or needs more than
+//  size - 1 bytes.
+bool
+    pb_apply_str (const msgpack_object *obj, char *buf, size_t size);
+
+//  Self test of this module
+void
+    pb_worker_test (bool verbose);
+
+#endif

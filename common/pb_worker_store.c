@@ -1,0 +1,821 @@
+/*  =========================================================================
+    pb_worker_store - the worker runtime's LMDB store
+
+    Invariant 2 rests on one thing here: the rules' writes, applied_seq,
+    the log time and the outbox of derived notifications of a batch are
+    committed by ONE mdb_txn_commit. Each event runs in a nested
+    transaction so that a poison event is rolled back alone.
+    =========================================================================
+*/
+#include "pb_worker_store.h"
+#include "pb_crash.h"
+
+#include <lmdb.h>
+
+#define S_REASON_MAX  255
+#define S_ENVELOPE_MAX 65536            //  PROTOCOL.md, Limits (default)
+#define S_RETRIES      4                //  attempts of one batch
+#define S_NAK_INDEX    1000000          //  index base of refusal notices
+
+struct _pb_worker_store_t {
+    MDB_env *env;                       //  the environment (owned)
+    MDB_dbi state;                      //  rules' keys -> msgpack
+    MDB_dbi meta;                       //  applied_seq, now
+    MDB_dbi outbox;                     //  key -> type length, type, envelope
+    MDB_dbi quarantine;                 //  seq (BE64) or nak/<id> -> {type, reason}
+    size_t map_size;                    //  current map size
+    const pb_rules_t *rules;            //  (borrowed, static)
+    uint64_t applied_seq;               //  as committed
+    int64_t now;                        //  log time, as committed
+};
+
+struct _pb_apply_t {
+    pb_worker_store_t *store;           //  (borrowed)
+    MDB_txn *txn;                       //  the event's transaction (borrowed)
+    uint64_t seq;                       //  cause of what is emitted
+    int64_t now;                        //  log time
+    uint32_t emitted;                   //  index of the next notification
+    uint32_t index_base;                //  0, or S_NAK_INDEX for refusals
+    int store_rc;                       //  first store failure, sticky
+    char reason [S_REASON_MAX + 1];     //  set by pb_apply_poison
+    char emit_type [129];               //  type being emitted
+    bool emitting;                      //  between emit_begin and emit_end
+    msgpack_sbuffer put_buf;            //  put_begin's buffer (owned)
+    msgpack_packer put_pk;
+    msgpack_sbuffer emit_buf;           //  emit_begin's data buffer (owned)
+    msgpack_packer emit_pk;
+    msgpack_sbuffer env_buf;            //  the envelope being built (owned)
+    msgpack_zone zone;                  //  pb_apply_load's objects (owned)
+};
+
+//  The only place where MDB codes become pb_worker codes, and so the only
+//  place a store failure is logged.
+static int
+s_translate (int mdb_rc, const char *what)
+{
+    if (mdb_rc == 0)
+        return 0;
+    if (mdb_rc == MDB_NOTFOUND)
+        return PB_ENOTFOUND;            //  Expected by probes; not logged
+    if (mdb_rc == MDB_MAP_FULL || mdb_rc == MDB_TXN_FULL) {
+        zsys_debug ("pb_worker: %s: %s", what, mdb_strerror (mdb_rc));
+        return PB_WORKER_FULL;          //  Cured by growing: not an error yet
+    }
+    zsys_error ("pb_worker: %s failed: %s", what, mdb_strerror (mdb_rc));
+    if (mdb_rc == MDB_CORRUPTED || mdb_rc == MDB_PAGE_NOTFOUND
+    ||  mdb_rc == MDB_PANIC || mdb_rc == MDB_INVALID
+    ||  mdb_rc == MDB_VERSION_MISMATCH)
+        return PB_WORKER_CORRUPT;
+    return PB_WORKER_STORE;
+}
+
+static void
+s_put_be64 (uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p [i] = (uint8_t) v;
+}
+
+static uint64_t
+s_get_be64 (const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p [i];
+    return v;
+}
+
+static void
+s_outbox_key (uint8_t *key, uint64_t cause, uint32_t index)
+{
+    s_put_be64 (key, cause);
+    for (int i = 3; i >= 0; i--, index >>= 8)
+        key [8 + i] = (uint8_t) index;
+}
+
+//  --------------------------------------------------------------------------
+//  Opening
+
+static int
+s_read_meta (pb_worker_store_t *self)
+{
+    MDB_txn *txn = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn),
+                          "meta read");
+    if (rc)
+        return rc;
+    MDB_val key = { 11, "applied_seq" }, val;
+    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
+        self->applied_seq = s_get_be64 (val.mv_data);
+    key = (MDB_val) { 3, "now" };
+    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
+        self->now = (int64_t) s_get_be64 (val.mv_data);
+    mdb_txn_abort (txn);
+    return 0;
+}
+
+int
+pb_worker_store_open (const char *dir, size_t map_size,
+                      const pb_rules_t *rules, pb_worker_store_t **store_p)
+{
+    assert (dir && rules && store_p);
+    pb_worker_store_t *self = (pb_worker_store_t *) zmalloc (sizeof *self);
+    self->rules = rules;
+    self->map_size = map_size;
+    MDB_txn *txn = NULL;
+    int rc = 0;
+    if (zsys_dir_create ("%s", dir)) {
+        zsys_error ("pb_worker: cannot create data_dir=%s: %s", dir,
+                    strerror (errno));
+        rc = PB_WORKER_STORE;
+        goto cleanup;
+    }
+    rc = s_translate (mdb_env_create (&self->env), "env create");
+    if (!rc)
+        rc = s_translate (mdb_env_set_maxdbs (self->env, 4), "set maxdbs");
+    if (!rc)
+        rc = s_translate (mdb_env_set_mapsize (self->env, map_size), "set mapsize");
+    if (!rc)
+        rc = s_translate (mdb_env_open (self->env, dir, 0, 0600), "env open");
+    if (!rc)
+        rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "open txn");
+    if (!rc)
+        rc = s_translate (mdb_dbi_open (txn, "state", MDB_CREATE, &self->state), "open state");
+    if (!rc)
+        rc = s_translate (mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta), "open meta");
+    if (!rc)
+        rc = s_translate (mdb_dbi_open (txn, "outbox", MDB_CREATE, &self->outbox), "open outbox");
+    if (!rc)
+        rc = s_translate (mdb_dbi_open (txn, "quarantine", MDB_CREATE, &self->quarantine),
+                          "open quarantine");
+    if (!rc) {
+        rc = s_translate (mdb_txn_commit (txn), "open commit");
+        txn = NULL;
+    }
+    if (!rc) {
+        //  Another process may have grown the map: adopt its size
+        MDB_envinfo info;
+        mdb_env_info (self->env, &info);
+        self->map_size = info.me_mapsize;
+        rc = s_read_meta (self);
+    }
+cleanup:
+    if (txn)
+        mdb_txn_abort (txn);
+    if (rc) {
+        if (rc == PB_ENOTFOUND || rc == PB_WORKER_FULL)
+            rc = PB_WORKER_STORE;
+        pb_worker_store_destroy (&self);
+    }
+    else
+        *store_p = self;
+    return rc;
+}
+
+void
+pb_worker_store_destroy (pb_worker_store_t **self_p)
+{
+    assert (self_p);
+    pb_worker_store_t *self = *self_p;
+    if (self) {
+        if (self->env)
+            mdb_env_close (self->env);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+uint64_t
+pb_worker_store_applied_seq (pb_worker_store_t *self)
+{
+    return self->applied_seq;
+}
+
+int64_t
+pb_worker_store_now (pb_worker_store_t *self)
+{
+    return self->now;
+}
+
+//  --------------------------------------------------------------------------
+//  pb_apply_t: what the rules see
+
+static void
+s_ctx_init (pb_apply_t *ctx, pb_worker_store_t *store, MDB_txn *txn,
+            uint64_t seq, int64_t now)
+{
+    memset (ctx, 0, sizeof *ctx);
+    ctx->store = store;
+    ctx->txn = txn;
+    ctx->seq = seq;
+    ctx->now = now;
+    msgpack_sbuffer_init (&ctx->put_buf);
+    msgpack_packer_init (&ctx->put_pk, &ctx->put_buf, msgpack_sbuffer_write);
+    msgpack_sbuffer_init (&ctx->emit_buf);
+    msgpack_packer_init (&ctx->emit_pk, &ctx->emit_buf, msgpack_sbuffer_write);
+    msgpack_sbuffer_init (&ctx->env_buf);
+    msgpack_zone_init (&ctx->zone, 2048);
+}
+
+static void
+s_ctx_fini (pb_apply_t *ctx)
+{
+    msgpack_sbuffer_destroy (&ctx->put_buf);
+    msgpack_sbuffer_destroy (&ctx->emit_buf);
+    msgpack_sbuffer_destroy (&ctx->env_buf);
+    msgpack_zone_destroy (&ctx->zone);
+}
+
+static int
+s_ctx_fail (pb_apply_t *ctx, int rc)
+{
+    if (rc && rc != PB_ENOTFOUND && ctx->store_rc == 0)
+        ctx->store_rc = rc;
+    return rc;
+}
+
+uint64_t
+pb_apply_seq (pb_apply_t *ctx)
+{
+    assert (ctx);
+    return ctx->seq;
+}
+
+int64_t
+pb_apply_now (pb_apply_t *ctx)
+{
+    assert (ctx);
+    return ctx->now;
+}
+
+const char *
+pb_apply_name (pb_apply_t *ctx)
+{
+    assert (ctx);
+    return ctx->store->rules->name;
+}
+
+const void *
+pb_apply_get (pb_apply_t *ctx, const char *key, size_t *size_p)
+{
+    assert (ctx && key);
+    MDB_val k = { strlen (key), (void *) key }, v;
+    int rc = s_translate (mdb_get (ctx->txn, ctx->store->state, &k, &v), "get");
+    if (rc) {
+        s_ctx_fail (ctx, rc);
+        return NULL;
+    }
+    if (size_p)
+        *size_p = v.mv_size;
+    return v.mv_data;
+}
+
+const msgpack_object *
+pb_apply_load (pb_apply_t *ctx, const char *key)
+{
+    size_t size = 0;
+    const void *bytes = pb_apply_get (ctx, key, &size);
+    if (!bytes)
+        return NULL;
+    msgpack_object *obj = (msgpack_object *)
+        msgpack_zone_malloc (&ctx->zone, sizeof (msgpack_object));
+    size_t offset = 0;
+    if (!obj
+    ||  msgpack_unpack (bytes, size, &offset, &ctx->zone, obj) != MSGPACK_UNPACK_SUCCESS)
+        return NULL;
+    return obj;
+}
+
+int
+pb_apply_put (pb_apply_t *ctx, const char *key, const void *value, size_t size)
+{
+    assert (ctx && key && (value || size == 0));
+    MDB_val k = { strlen (key), (void *) key }, v = { size, (void *) value };
+    if (k.mv_size == 0 || k.mv_size > 511)
+        return pb_apply_poison (ctx, "state key empty or over 511 bytes");
+    return s_ctx_fail (ctx, s_translate (
+        mdb_put (ctx->txn, ctx->store->state, &k, &v, 0), "put"));
+}
+
+msgpack_packer *
+pb_apply_put_begin (pb_apply_t *ctx)
+{
+    assert (ctx);
+    msgpack_sbuffer_clear (&ctx->put_buf);
+    return &ctx->put_pk;
+}
+
+int
+pb_apply_put_end (pb_apply_t *ctx, const char *key)
+{
+    assert (ctx);
+    return pb_apply_put (ctx, key, ctx->put_buf.data, ctx->put_buf.size);
+}
+
+int
+pb_apply_del (pb_apply_t *ctx, const char *key)
+{
+    assert (ctx && key);
+    MDB_val k = { strlen (key), (void *) key };
+    int rc = s_translate (mdb_del (ctx->txn, ctx->store->state, &k, NULL), "del");
+    return rc == PB_ENOTFOUND? 0: s_ctx_fail (ctx, rc);
+}
+
+int
+pb_apply_scan (pb_apply_t *ctx, const char *prefix, pb_apply_scan_fn *fn,
+               void *arg)
+{
+    assert (ctx && prefix && fn);
+    MDB_cursor *cursor = NULL;
+    size_t prefix_len = strlen (prefix);
+    int rc = s_translate (mdb_cursor_open (ctx->txn, ctx->store->state, &cursor),
+                          "cursor open");
+    if (rc)
+        return s_ctx_fail (ctx, rc);
+    MDB_val k = { prefix_len, (void *) prefix }, v;
+    int mrc = prefix_len? mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE)
+                        : mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        if (k.mv_size < prefix_len || memcmp (k.mv_data, prefix, prefix_len))
+            break;
+        rc = fn ((const char *) k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+        if (rc)
+            break;
+        mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    if (rc > 0)
+        rc = 0;
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = s_ctx_fail (ctx, s_translate (mrc, "cursor get"));
+    return rc;
+}
+
+msgpack_packer *
+pb_apply_emit_begin (pb_apply_t *ctx, const char *type)
+{
+    assert (ctx && type);
+    assert (!ctx->emitting);
+    assert (strlen (type) < sizeof ctx->emit_type);
+    strcpy (ctx->emit_type, type);
+    ctx->emitting = true;
+    msgpack_sbuffer_clear (&ctx->emit_buf);
+    return &ctx->emit_pk;
+}
+
+static void
+s_pack_str (msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
+//  The envelope of a notification: {id, src, type, cause, data}, no time,
+//  keys in this order, so it is a pure function of the log (EVENTS.md,
+//  "Every worker") and a resend is byte-identical.
+int
+pb_apply_emit_end (pb_apply_t *ctx)
+{
+    assert (ctx && ctx->emitting);
+    ctx->emitting = false;
+    const char *name = ctx->store->rules->name;
+    uint32_t index = ctx->index_base + ctx->emitted;
+    char id [160];
+    snprintf (id, sizeof id, "%s/%" PRIu64 "/%" PRIu32, name, ctx->seq, index);
+    size_t type_len = strlen (ctx->emit_type);
+    msgpack_sbuffer_clear (&ctx->env_buf);
+    msgpack_sbuffer_write (&ctx->env_buf, "\0\0", 2);  //  type length
+    msgpack_sbuffer_write (&ctx->env_buf, ctx->emit_type, type_len);
+    size_t header = ctx->env_buf.size;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &ctx->env_buf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 5);
+    s_pack_str (&pk, "id");
+    s_pack_str (&pk, id);
+    s_pack_str (&pk, "src");
+    s_pack_str (&pk, name);
+    s_pack_str (&pk, "type");
+    s_pack_str (&pk, ctx->emit_type);
+    s_pack_str (&pk, "cause");
+    msgpack_pack_uint64 (&pk, ctx->seq);
+    s_pack_str (&pk, "data");
+    msgpack_sbuffer_write (&ctx->env_buf, ctx->emit_buf.data, ctx->emit_buf.size);
+    if (ctx->env_buf.size - header > S_ENVELOPE_MAX)
+        return pb_apply_poison (ctx, "notification over the envelope size limit");
+    ctx->env_buf.data [0] = (char) (type_len >> 8);
+    ctx->env_buf.data [1] = (char) (type_len & 0xff);
+    uint8_t key_bytes [PB_WORKER_KEY_SIZE];
+    s_outbox_key (key_bytes, ctx->seq, index);
+    MDB_val k = { sizeof key_bytes, key_bytes };
+    MDB_val v = { ctx->env_buf.size, ctx->env_buf.data };
+    int rc = s_translate (mdb_put (ctx->txn, ctx->store->outbox, &k, &v, 0),
+                          "outbox put");
+    if (rc == 0)
+        ctx->emitted++;
+    return s_ctx_fail (ctx, rc);
+}
+
+int
+pb_apply_poison (pb_apply_t *ctx, const char *reason)
+{
+    assert (ctx && reason);
+    if (ctx->reason [0] == 0) {
+        size_t len = strlen (reason);
+        if (len > S_REASON_MAX)
+            len = S_REASON_MAX;
+        //  Cut at a UTF-8 boundary so the notification stays valid
+        while (len > 0 && len < strlen (reason)
+        &&    ((unsigned char) reason [len] & 0xC0) == 0x80)
+            len--;
+        memcpy (ctx->reason, reason, len);
+        ctx->reason [len] = 0;
+    }
+    return PB_WORKER_POISON;
+}
+
+bool
+pb_apply_str (const msgpack_object *obj, char *buf, size_t size)
+{
+    assert (buf && size > 0);
+    buf [0] = 0;
+    if (!obj || obj->type != MSGPACK_OBJECT_STR
+    ||  obj->via.str.size >= size
+    ||  memchr (obj->via.str.ptr, 0, obj->via.str.size))
+        return false;
+    memcpy (buf, obj->via.str.ptr, obj->via.str.size);
+    buf [obj->via.str.size] = 0;
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Applying a batch
+
+//  Record a quarantined event in 'txn' and emit notify.<name>.quarantined
+static int
+s_quarantine (pb_worker_store_t *self, MDB_txn *txn, uint64_t seq,
+              int64_t now, const char *type, const char *reason,
+              const uint8_t *qkey, size_t qkey_size, uint32_t index_base)
+{
+    pb_apply_t ctx;
+    s_ctx_init (&ctx, self, txn, seq, now);
+    ctx.index_base = index_base;
+    msgpack_packer *pk = pb_apply_put_begin (&ctx);
+    msgpack_pack_map (pk, 2);
+    s_pack_str (pk, "type");
+    s_pack_str (pk, type);
+    s_pack_str (pk, "reason");
+    s_pack_str (pk, reason);
+    MDB_val k = { qkey_size, (void *) qkey };
+    MDB_val v = { ctx.put_buf.size, ctx.put_buf.data };
+    int rc = s_translate (mdb_put (txn, self->quarantine, &k, &v, 0),
+                          "quarantine put");
+    char qtype [160];
+    snprintf (qtype, sizeof qtype, "notify.%s.quarantined", self->rules->name);
+    if (rc == 0 && strcmp (type, qtype) != 0) {
+        pk = pb_apply_emit_begin (&ctx, qtype);
+        msgpack_pack_map (pk, 3);
+        s_pack_str (pk, "seq");
+        msgpack_pack_uint64 (pk, seq);
+        s_pack_str (pk, "type");
+        s_pack_str (pk, type);
+        s_pack_str (pk, "reason");
+        s_pack_str (pk, reason);
+        rc = pb_apply_emit_end (&ctx);
+    }
+    zsys_warning ("pb_worker: quarantined seq=%" PRIu64 " type=%s reason=%s",
+                  seq, type, reason);
+    s_ctx_fini (&ctx);
+    return rc == PB_WORKER_POISON? 0: rc;
+}
+
+static bool
+s_is_store_code (int rc)
+{
+    return rc == PB_WORKER_FULL || rc == PB_WORKER_STORE
+        || rc == PB_WORKER_CORRUPT;
+}
+
+//  Apply one event in a nested transaction of 'txn'. A poison (any code
+//  that is not a store failure) rolls back only this event.
+static int
+s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
+             int64_t *now_p)
+{
+    const char *reason = event->error;
+    const char *type = event->type;
+    int rc = 0;
+    if (event->env) {
+        const pb_envelope_t *env = event->env;
+        if (env->type_len == 8 && memcmp (env->type, "sys.tick", 8) == 0) {
+            const msgpack_object *now = pb_msgpack_get (env->data, "now");
+            if (now && now->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+            &&  (int64_t) now->via.u64 > *now_p && now->via.u64 <= INT64_MAX)
+                *now_p = (int64_t) now->via.u64;
+        }
+        MDB_txn *child = NULL;
+        rc = s_translate (mdb_txn_begin (self->env, txn, 0, &child), "nested txn");
+        if (rc)
+            return rc;
+        pb_apply_t ctx;
+        s_ctx_init (&ctx, self, child, event->seq, *now_p);
+        rc = self->rules->apply (&ctx, env);
+        if (ctx.store_rc)
+            rc = ctx.store_rc;
+        if (rc == 0)
+            rc = s_translate (mdb_txn_commit (child), "nested commit");
+        else
+            mdb_txn_abort (child);
+        if (rc && !s_is_store_code (rc) && rc != PB_WORKER_POISON)
+            pb_apply_poison (&ctx, pb_worker_strerror (rc));
+        if (rc == PB_WORKER_POISON && ctx.reason [0] == 0)
+            pb_apply_poison (&ctx, "refused by the rules");
+        char poison_reason [S_REASON_MAX + 1];
+        snprintf (poison_reason, sizeof poison_reason, "%s", ctx.reason);
+        s_ctx_fini (&ctx);
+        if (s_is_store_code (rc))
+            return rc;
+        if (rc == 0)
+            return 0;
+        reason = poison_reason;
+        uint8_t qkey [8];
+        s_put_be64 (qkey, event->seq);
+        return s_quarantine (self, txn, event->seq, *now_p, type, reason,
+                             qkey, 8, 0);
+    }
+    uint8_t qkey [8];
+    s_put_be64 (qkey, event->seq);
+    return s_quarantine (self, txn, event->seq, *now_p, type, reason, qkey, 8, 0);
+}
+
+static int
+s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
+{
+    MDB_txn *txn = NULL;
+    uint64_t applied = self->applied_seq;
+    int64_t now = self->now;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "batch txn");
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (events [i].seq <= applied)
+            continue;
+        if (PB_NEVER (events [i].seq != applied + 1))
+            break;                      //  The caller sends a gapless batch
+        if (events [i].env)
+            snprintf (events [i].type, sizeof events [i].type, "%.*s",
+                      (int) events [i].env->type_len, events [i].env->type);
+        rc = s_apply_one (self, txn, &events [i], &now);
+        if (rc == 0)
+            applied = events [i].seq;
+    }
+    if (rc == 0 && applied == self->applied_seq) {
+        mdb_txn_abort (txn);
+        return 0;                       //  Nothing new
+    }
+    uint8_t bytes [8];
+    if (rc == 0) {
+        s_put_be64 (bytes, applied);
+        MDB_val k = { 11, "applied_seq" }, v = { 8, bytes };
+        rc = s_translate (mdb_put (txn, self->meta, &k, &v, 0), "meta put");
+    }
+    if (rc == 0) {
+        s_put_be64 (bytes, (uint64_t) now);
+        MDB_val k = { 3, "now" }, v = { 8, bytes };
+        rc = s_translate (mdb_put (txn, self->meta, &k, &v, 0), "meta put");
+    }
+    if (rc == 0) {
+        PB_CRASH_POINT ("worker_before_commit");
+        rc = s_translate (mdb_txn_commit (txn), "batch commit");
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    if (rc == 0) {
+        self->applied_seq = applied;
+        self->now = now;
+        PB_CRASH_POINT ("worker_after_commit");
+    }
+    return rc;
+}
+
+//  Store failures are retried: a full map is grown (no transaction may be
+//  open then, and none is), an I/O error gets a short pause. They are
+//  never a reason to quarantine (EVENTS.md, "Every worker").
+int
+pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
+                       size_t count)
+{
+    assert (self);
+    int rc = 0;
+    for (int attempt = 0; attempt < S_RETRIES; attempt++) {
+        rc = s_try_batch (self, events, count);
+        if (rc == 0 || rc == PB_WORKER_CORRUPT)
+            break;
+        if (rc == PB_WORKER_FULL) {
+            size_t bigger = self->map_size * 2;
+            if (mdb_env_set_mapsize (self->env, bigger) == 0) {
+                zsys_notice ("pb_worker: map grown map_size=%zu", bigger);
+                self->map_size = bigger;
+            }
+        }
+        else
+            zclock_sleep (100 * (attempt + 1));
+    }
+    if (rc)
+        zsys_error ("pb_worker: batch failed after retries: %s",
+                    pb_worker_strerror (rc));
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Outbox
+
+int
+pb_worker_store_outbox_scan (pb_worker_store_t *self, const uint8_t *after,
+                             pb_worker_outbox_fn *fn, void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn),
+                          "outbox txn");
+    if (rc == 0)
+        rc = s_translate (mdb_cursor_open (txn, self->outbox, &cursor),
+                          "outbox cursor");
+    if (rc == 0) {
+        MDB_val k = { PB_WORKER_KEY_SIZE, (void *) after }, v;
+        int mrc = after? mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE)
+                       : mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
+        if (mrc == 0 && after && memcmp (k.mv_data, after, PB_WORKER_KEY_SIZE) == 0)
+            mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+        while (mrc == 0 && rc == 0) {
+            const uint8_t *p = v.mv_data;
+            size_t type_len = v.mv_size >= 2? ((size_t) p [0] << 8 | p [1]): SIZE_MAX;
+            if (k.mv_size != PB_WORKER_KEY_SIZE || type_len > 128
+            ||  v.mv_size < 2 + type_len) {
+                zsys_error ("pb_worker: outbox entry is malformed");
+                rc = PB_WORKER_CORRUPT;
+                break;
+            }
+            char type [129];
+            memcpy (type, p + 2, type_len);
+            type [type_len] = 0;
+            rc = fn (k.mv_data, type, p + 2 + type_len, v.mv_size - 2 - type_len, arg);
+            if (rc == 0)
+                mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+        }
+        if (rc > 0)
+            rc = 0;
+        if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+            rc = s_translate (mrc, "outbox next");
+    }
+    if (cursor)
+        mdb_cursor_close (cursor);
+    if (txn)
+        mdb_txn_abort (txn);
+    return rc;
+}
+
+int
+pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
+                            size_t count)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < S_RETRIES; attempt++) {
+        MDB_txn *txn = NULL;
+        rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "ack txn");
+        for (size_t i = 0; i < count && rc == 0; i++) {
+            MDB_val k = { PB_WORKER_KEY_SIZE, (void *) (keys + i * PB_WORKER_KEY_SIZE) };
+            rc = s_translate (mdb_del (txn, self->outbox, &k, NULL), "outbox del");
+            if (rc == PB_ENOTFOUND)
+                rc = 0;                 //  ACKed twice (a resend)
+        }
+        if (rc == 0) {
+            rc = s_translate (mdb_txn_commit (txn), "ack commit");
+            txn = NULL;
+        }
+        if (txn)
+            mdb_txn_abort (txn);
+        if (rc != PB_WORKER_FULL)
+            break;
+        if (mdb_env_set_mapsize (self->env, self->map_size * 2) == 0)
+            self->map_size *= 2;
+    }
+    return rc;
+}
+
+int
+pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
+                               const char *id, const char *reason)
+{
+    MDB_txn *txn = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "refuse txn");
+    MDB_val k = { PB_WORKER_KEY_SIZE, (void *) key }, v;
+    if (rc == 0)
+        rc = s_translate (mdb_get (txn, self->outbox, &k, &v), "outbox get");
+    if (rc == 0) {
+        const uint8_t *p = v.mv_data;
+        size_t type_len = v.mv_size >= 2? ((size_t) p [0] << 8 | p [1]): 0;
+        char type [129] = "";
+        if (type_len <= 128 && v.mv_size >= 2 + type_len) {
+            memcpy (type, p + 2, type_len);
+            type [type_len] = 0;
+        }
+        uint64_t cause = s_get_be64 (key);
+        uint32_t index = (uint32_t) s_get_be64 (key + 4) & 0xffffffffu;
+        char qkey [200];
+        snprintf (qkey, sizeof qkey, "nak/%s", id);
+        rc = s_translate (mdb_del (txn, self->outbox, &k, NULL), "outbox del");
+        if (rc == 0)
+            rc = s_quarantine (self, txn, cause, self->now, type, reason,
+                               (const uint8_t *) qkey, strlen (qkey),
+                               S_NAK_INDEX + index);
+    }
+    if (rc == 0) {
+        rc = s_translate (mdb_txn_commit (txn), "refuse commit");
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    return rc == PB_ENOTFOUND? 0: rc;
+}
+
+bool
+pb_worker_store_key_of (pb_worker_store_t *self, const char *id, uint8_t *key)
+{
+    const char *name = self->rules->name;
+    size_t name_len = strlen (name);
+    if (strncmp (id, name, name_len) || id [name_len] != '/')
+        return false;
+    const char *p = id + name_len + 1;
+    char *end = NULL;
+    if (*p < '0' || *p > '9')
+        return false;
+    errno = 0;
+    unsigned long long cause = strtoull (p, &end, 10);
+    if (errno || *end != '/' || end [1] < '0' || end [1] > '9')
+        return false;
+    unsigned long long index = strtoull (end + 1, &end, 10);
+    if (errno || *end || index > UINT32_MAX)
+        return false;
+    s_outbox_key (key, cause, (uint32_t) index);
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Canonical dump
+
+static void
+s_dump_bytes (FILE *out, const uint8_t *p, size_t size, bool as_key)
+{
+    bool printable = as_key && size > 0;
+    for (size_t i = 0; i < size && printable; i++)
+        printable = p [i] > 0x20 && p [i] < 0x7f;
+    if (printable)
+        fwrite (p, 1, size, out);
+    else
+        for (size_t i = 0; i < size; i++)
+            fprintf (out, "%02x", p [i]);
+}
+
+static int
+s_dump_db (MDB_txn *txn, MDB_dbi dbi, const char *name, FILE *out)
+{
+    MDB_cursor *cursor = NULL;
+    int rc = s_translate (mdb_cursor_open (txn, dbi, &cursor), "dump cursor");
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        fprintf (out, "%s ", name);
+        s_dump_bytes (out, k.mv_data, k.mv_size, true);
+        fprintf (out, " ");
+        s_dump_bytes (out, v.mv_data, v.mv_size, false);
+        fprintf (out, "\n");
+        mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    return mrc == MDB_NOTFOUND? 0: s_translate (mrc, "dump next");
+}
+
+int
+pb_worker_dump (const char *data_dir, FILE *out)
+{
+    assert (data_dir && out);
+    static const pb_rules_t dump_rules = { "dump", NULL };
+    pb_worker_store_t *store = NULL;
+    MDB_txn *txn = NULL;
+    int rc = pb_worker_store_open (data_dir, 1 << 20, &dump_rules, &store);
+    if (rc == 0)
+        rc = s_translate (mdb_txn_begin (store->env, NULL, MDB_RDONLY, &txn),
+                          "dump txn");
+    if (rc == 0)
+        rc = s_dump_db (txn, store->meta, "meta", out);
+    if (rc == 0)
+        rc = s_dump_db (txn, store->state, "state", out);
+    if (rc == 0)
+        rc = s_dump_db (txn, store->quarantine, "quarantine", out);
+    if (txn)
+        mdb_txn_abort (txn);
+    pb_worker_store_destroy (&store);
+    return rc? PB_WORKER_STORE: 0;
+}

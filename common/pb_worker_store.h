@@ -1,0 +1,80 @@
+/*  =========================================================================
+    pb_worker_store - the worker runtime's LMDB store (internal to pb_worker)
+
+    The half of pb_worker that touches LMDB: the four databases, the batch
+    transaction with one nested transaction per event, the pb_apply_t the
+    rules see, the outbox and the canonical dump. pb_worker.c (sockets)
+    is its only user; rules modules use pb_worker.h. Owned by the worker's
+    thread.
+    =========================================================================
+*/
+#ifndef PB_WORKER_STORE_H_INCLUDED
+#define PB_WORKER_STORE_H_INCLUDED
+
+#include "pb_worker.h"
+
+typedef struct _pb_worker_store_t pb_worker_store_t;
+
+#define PB_WORKER_KEY_SIZE 12           //  outbox key: cause BE64, index BE32
+
+//  One event of a batch: a decoded envelope, or (env NULL) a logged event
+//  this worker cannot decode, which is quarantined with 'error'.
+typedef struct {
+    pb_envelope_t *env;                 //  decoded event (owned by caller)
+    uint64_t seq;                       //  its seq
+    char type [129];                    //  its type frame (for env NULL)
+    char error [256];                   //  why it cannot be decoded
+} pb_worker_event_t;
+
+//  Open or create the store in 'dir'. Returns 0 and sets *store_p, or
+//  PB_WORKER_STORE (logged) and leaves it alone.
+int
+    pb_worker_store_open (const char *dir, size_t map_size,
+                          const pb_rules_t *rules, pb_worker_store_t **store_p);
+
+void
+    pb_worker_store_destroy (pb_worker_store_t **self_p);
+
+//  The last seq applied, and the log time, as committed
+uint64_t
+    pb_worker_store_applied_seq (pb_worker_store_t *self);
+int64_t
+    pb_worker_store_now (pb_worker_store_t *self);
+
+//  Apply 'count' events whose seqs follow applied_seq without a gap (those
+//  at or below applied_seq are skipped), in one write transaction with
+//  applied_seq and the outbox, then commit. Store failures are retried
+//  (the map grows when full); returns 0 or the final PB_WORKER_* code
+//  (the caller exits).
+int
+    pb_worker_store_apply (pb_worker_store_t *self,
+                           pb_worker_event_t *events, size_t count);
+
+//  Call 'fn' for outbox entries with key after 'after' (NULL: from the
+//  start), in key order, until fn returns non-zero. Returns 0, fn's
+//  negative code, or a store code.
+typedef int (pb_worker_outbox_fn) (const uint8_t *key, const char *type,
+                                   const void *env, size_t size, void *arg);
+int
+    pb_worker_store_outbox_scan (pb_worker_store_t *self, const uint8_t *after,
+                                 pb_worker_outbox_fn *fn, void *arg);
+
+//  Delete 'count' ACKed outbox keys (PB_WORKER_KEY_SIZE bytes each, packed)
+int
+    pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
+                                size_t count);
+
+//  The journal refused the notification at 'key' ('id'): record it in the
+//  quarantine db under "nak/<id>", drop it from the outbox and emit
+//  notify.<name>.quarantined for it (unless it is one itself).
+int
+    pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
+                                   const char *id, const char *reason);
+
+//  Parse a notification id "<name>/<cause>/<index>" into an outbox key.
+//  Returns false if it is not one of this worker's ids.
+bool
+    pb_worker_store_key_of (pb_worker_store_t *self, const char *id,
+                            uint8_t *key);
+
+#endif

@@ -1,0 +1,696 @@
+/*  =========================================================================
+    pb_log - the journal's event log: one LMDB environment, one writer
+
+    Durability rests on LMDB's default commit: data pages are written and
+    synced, then the meta page is written and synced. A batch is either
+    wholly in the log after pb_log_commit returns 0, or not at all.
+    =========================================================================
+*/
+#include "pb_log.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "pb_crash.h"
+
+struct _pb_log_t {
+    char *path;                 //  data directory (owned)
+    MDB_env *env;               //  the environment (owned)
+    MDB_dbi log;                //  seq -> [type len][type][envelope]
+    MDB_dbi index;              //  (src, id) -> [seq][digest]
+    MDB_dbi meta;               //  "now" -> log time
+    MDB_txn *write;             //  the batch in hand, or NULL (owned)
+    MDB_txn *read;              //  reset read transaction, reused (owned)
+    uint64_t head;              //  last committed seq
+    uint64_t next;              //  seq of the next append in the batch
+    int64_t now;                //  committed log time
+    int64_t pending_now;        //  log time the batch will commit
+    uint64_t map_size;          //  current map size
+    uint64_t map_max;           //  pb_log_grow's bound
+    uint64_t nospc_count;       //  failed commits since the last success
+};
+
+#define S_INDEX_KEY_MAX (1 + 64 + 128)
+#define S_INDEX_VALUE_SIZE (8 + PB_LOG_DIGEST_SIZE)
+
+//  The only place where MDB and errno codes become pb_log codes, and so
+//  the only place a log failure is logged. A full map is expected (the
+//  caller grows it) and a full disk is logged once per series.
+static int
+s_translate (pb_log_t *self, int mdb_rc, const char *what)
+{
+    if (mdb_rc == 0)
+        return 0;
+    if (mdb_rc == MDB_NOTFOUND)
+        return PB_LOG_NOTFOUND;
+    if (mdb_rc == MDB_MAP_FULL)
+        return PB_LOG_FULL;
+    if (mdb_rc == ENOSPC) {
+        if (self->nospc_count++ == 0)
+            zsys_error ("pb_log: %s failed path=%s error=%s", what, self->path,
+                        mdb_strerror (mdb_rc));
+        return PB_LOG_NOSPC;
+    }
+    zsys_error ("pb_log: %s failed path=%s error=%s", what, self->path,
+                mdb_strerror (mdb_rc));
+    if (mdb_rc == MDB_CORRUPTED || mdb_rc == MDB_PAGE_NOTFOUND
+    ||  mdb_rc == MDB_PANIC || mdb_rc == MDB_INVALID
+    ||  mdb_rc == MDB_VERSION_MISMATCH)
+        return PB_LOG_CORRUPT;
+    return PB_LOG_IO;
+}
+
+static void
+s_put_be64 (uint8_t *bytes, uint64_t value)
+{
+    for (int i = 0; i < 8; i++)
+        bytes [i] = (uint8_t) (value >> (56 - 8 * i));
+}
+
+static uint64_t
+s_get_be64 (const uint8_t *bytes)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = (value << 8) | bytes [i];
+    return value;
+}
+
+//  Read head and log time from a fresh write or read transaction
+static int
+s_load_state (pb_log_t *self, MDB_txn *txn)
+{
+    MDB_cursor *cursor = NULL;
+    MDB_val key, value;
+    int rc = mdb_cursor_open (txn, self->log, &cursor);
+    if (rc == 0)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_LAST);
+    if (rc == 0 && key.mv_size == 8)
+        self->head = s_get_be64 ((const uint8_t *) key.mv_data);
+    else
+    if (rc == 0)
+        rc = MDB_CORRUPTED;
+    else
+    if (rc == MDB_NOTFOUND) {
+        self->head = 0;
+        rc = 0;
+    }
+    if (cursor)
+        mdb_cursor_close (cursor);
+    if (rc == 0) {
+        key.mv_data = "now";
+        key.mv_size = 3;
+        rc = mdb_get (txn, self->meta, &key, &value);
+        if (rc == 0 && value.mv_size == 8)
+            self->now = (int64_t) s_get_be64 ((const uint8_t *) value.mv_data);
+        else
+        if (rc == 0)
+            rc = MDB_CORRUPTED;
+        else
+        if (rc == MDB_NOTFOUND) {
+            self->now = 0;
+            rc = 0;
+        }
+    }
+    self->next = self->head + 1;
+    self->pending_now = self->now;
+    return rc;
+}
+
+//  Open the environment and its databases; returns an MDB or errno code
+static int
+s_open_env (pb_log_t *self)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_env_create (&self->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs (self->env, 4);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize (self->env, (size_t) self->map_size);
+    //  MDB_NOTLS: the one reused read transaction is not tied to a thread
+    //  slot, so it can sit reset while the writer works. No NOSYNC flags.
+    if (rc == 0)
+        rc = mdb_env_open (self->env, self->path, MDB_NOTLS, 0644);
+    int dead = 0;
+    if (rc == 0)
+        rc = mdb_reader_check (self->env, &dead);
+    if (rc == 0)
+        rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open (txn, "log", MDB_CREATE, &self->log);
+    if (rc == 0)
+        rc = mdb_dbi_open (txn, "index", MDB_CREATE, &self->index);
+    if (rc == 0)
+        rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta);
+    if (rc == 0)
+        rc = s_load_state (self, txn);
+    if (rc == 0) {
+        rc = mdb_txn_commit (txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    MDB_envinfo info;
+    if (rc == 0 && mdb_env_info (self->env, &info) == 0)
+        self->map_size = info.me_mapsize;
+    if (dead > 0)
+        zsys_notice ("pb_log: cleared stale readers count=%d", dead);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_open (const char *path, uint64_t map_size, uint64_t map_max,
+             pb_log_t **log_p)
+{
+    assert (path);
+    assert (log_p);
+    if (sodium_init () < 0)
+        return PB_LOG_IO;
+    pb_log_t *self = (pb_log_t *) zmalloc (sizeof (pb_log_t));
+    assert (self);
+    self->path = strdup (path);
+    assert (self->path);
+    self->map_size = map_size;
+    self->map_max = map_max < map_size? map_size: map_max;
+    int rc = 0;
+    if (zsys_dir_create ("%s", path)) {
+        zsys_error ("pb_log: cannot create directory path=%s error=%s",
+                    path, strerror (errno));
+        rc = PB_LOG_IO;
+    }
+    if (rc == 0)
+        rc = s_translate (self, s_open_env (self), "open");
+    if (rc == PB_LOG_NOTFOUND || rc == PB_LOG_FULL || rc == PB_LOG_NOSPC) {
+        zsys_error ("pb_log: open failed path=%s error=%s", path, pb_log_strerror (rc));
+        rc = PB_LOG_IO;
+    }
+    if (rc == 0)
+        *log_p = self;
+    else
+        pb_log_destroy (&self);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_log_destroy (pb_log_t **self_p)
+{
+    assert (self_p);
+    pb_log_t *self = *self_p;
+    if (self) {
+        if (self->write)
+            mdb_txn_abort (self->write);
+        if (self->read)
+            mdb_txn_abort (self->read);
+        if (self->env)
+            mdb_env_close (self->env);
+        free (self->path);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  --------------------------------------------------------------------------
+
+uint64_t
+pb_log_head (pb_log_t *self)
+{
+    assert (self);
+    return self->head;
+}
+
+int64_t
+pb_log_now (pb_log_t *self)
+{
+    assert (self);
+    return self->now;
+}
+
+uint64_t
+pb_log_map_size (pb_log_t *self)
+{
+    assert (self);
+    return self->map_size;
+}
+
+uint64_t
+pb_log_next_seq (pb_log_t *self)
+{
+    assert (self);
+    assert (self->write);
+    return self->next;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_begin (pb_log_t *self)
+{
+    assert (self);
+    assert (!self->write);
+    self->next = self->head + 1;
+    self->pending_now = self->now;
+    return s_translate (self, mdb_txn_begin (self->env, NULL, 0, &self->write),
+                        "begin");
+}
+
+//  --------------------------------------------------------------------------
+
+static int
+s_index_key (const pb_log_key_t *key, uint8_t *bytes, size_t *size_p)
+{
+    if (key->src_len == 0 || key->src_len > 64 || key->id_len == 0
+    ||  key->id_len > 128)
+        return PB_EINVAL;
+    bytes [0] = (uint8_t) key->src_len;
+    memcpy (bytes + 1, key->src, key->src_len);
+    memcpy (bytes + 1 + key->src_len, key->id, key->id_len);
+    *size_p = 1 + key->src_len + key->id_len;
+    return 0;
+}
+
+int
+pb_log_lookup (pb_log_t *self, const pb_log_key_t *key, uint64_t *seq_p,
+               uint8_t digest [PB_LOG_DIGEST_SIZE])
+{
+    assert (self);
+    assert (self->write);
+    assert (key && seq_p && digest);
+    uint8_t key_bytes [S_INDEX_KEY_MAX];
+    MDB_val mkey, value;
+    int rc = s_index_key (key, key_bytes, &mkey.mv_size);
+    if (rc)
+        return rc;
+    mkey.mv_data = key_bytes;
+    rc = mdb_get (self->write, self->index, &mkey, &value);
+    if (rc == 0 && value.mv_size != S_INDEX_VALUE_SIZE)
+        rc = MDB_CORRUPTED;
+    if (rc == 0) {
+        *seq_p = s_get_be64 ((const uint8_t *) value.mv_data);
+        memcpy (digest, (const uint8_t *) value.mv_data + 8, PB_LOG_DIGEST_SIZE);
+    }
+    return s_translate (self, rc, "lookup");
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_append (pb_log_t *self, const pb_log_key_t *key,
+               const uint8_t digest [PB_LOG_DIGEST_SIZE],
+               const char *type, size_t type_len,
+               const void *bytes, size_t size)
+{
+    assert (self);
+    assert (self->write);
+    assert (key && digest && type && bytes);
+    uint8_t key_bytes [S_INDEX_KEY_MAX];
+    MDB_val ikey, ivalue;
+    if (type_len == 0 || type_len > 255 || s_index_key (key, key_bytes, &ikey.mv_size))
+        return PB_EINVAL;
+    ikey.mv_data = key_bytes;
+
+    uint8_t seq_bytes [8];
+    s_put_be64 (seq_bytes, self->next);
+    MDB_val lkey = { 8, seq_bytes };
+    MDB_val lvalue = { 1 + type_len + size, NULL };
+    //  MDB_APPEND: seqs only grow, so LMDB can fill pages left to right;
+    //  MDB_RESERVE: write the value in place, without a staging copy
+    int rc = mdb_put (self->write, self->log, &lkey, &lvalue, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0) {
+        uint8_t *value = (uint8_t *) lvalue.mv_data;
+        value [0] = (uint8_t) type_len;
+        memcpy (value + 1, type, type_len);
+        memcpy (value + 1 + type_len, bytes, size);
+        uint8_t index_value [S_INDEX_VALUE_SIZE];
+        memcpy (index_value, seq_bytes, 8);
+        memcpy (index_value + 8, digest, PB_LOG_DIGEST_SIZE);
+        ivalue.mv_size = sizeof index_value;
+        ivalue.mv_data = index_value;
+        rc = mdb_put (self->write, self->index, &ikey, &ivalue, 0);
+    }
+    if (rc == 0)
+        self->next++;
+    return s_translate (self, rc, "append");
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_set_now (pb_log_t *self, int64_t now)
+{
+    assert (self);
+    assert (self->write);
+    uint8_t now_bytes [8];
+    s_put_be64 (now_bytes, (uint64_t) now);
+    MDB_val key = { 3, "now" };
+    MDB_val value = { 8, now_bytes };
+    int rc = mdb_put (self->write, self->meta, &key, &value, 0);
+    if (rc == 0)
+        self->pending_now = now;
+    return s_translate (self, rc, "set now");
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_commit (pb_log_t *self)
+{
+    assert (self);
+    assert (self->write);
+    PB_CRASH_POINT ("before_commit");
+    int rc = mdb_txn_commit (self->write);
+    self->write = NULL;                 //  Commit frees the txn even on failure
+    if (rc == 0) {
+        self->head = self->next - 1;
+        self->now = self->pending_now;
+        if (self->nospc_count)
+            zsys_notice ("pb_log: commit succeeds again after failures=%" PRIu64,
+                         self->nospc_count);
+        self->nospc_count = 0;
+    }
+    else {
+        self->next = self->head + 1;
+        self->pending_now = self->now;
+    }
+    return s_translate (self, rc, "commit");
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_log_abort (pb_log_t *self)
+{
+    assert (self);
+    if (self->write) {
+        mdb_txn_abort (self->write);
+        self->write = NULL;
+    }
+    self->next = self->head + 1;
+    self->pending_now = self->now;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_grow (pb_log_t *self)
+{
+    assert (self);
+    assert (!self->write);              //  LMDB: no transaction may be active
+    if (self->map_size >= self->map_max)
+        return PB_LOG_AT_MAX;
+    uint64_t size = self->map_size * 2;
+    if (size > self->map_max)
+        size = self->map_max;
+    PB_CRASH_POINT ("map_grow");
+    int rc = mdb_env_set_mapsize (self->env, (size_t) size);
+    if (rc == 0) {
+        zsys_notice ("pb_log: map grown from=%" PRIu64 " to=%" PRIu64,
+                     self->map_size, size);
+        self->map_size = size;
+    }
+    return s_translate (self, rc, "grow map");
+}
+
+//  --------------------------------------------------------------------------
+
+//  Start the read transaction: renew the reset one, or begin one. Another
+//  process (the operator tool) may have grown the map: adopt its size.
+static int
+s_read_begin (pb_log_t *self)
+{
+    int rc = self->read? mdb_txn_renew (self->read)
+                       : mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->read);
+    if (rc == MDB_MAP_RESIZED) {
+        if (self->read) {
+            mdb_txn_abort (self->read);
+            self->read = NULL;
+        }
+        rc = mdb_env_set_mapsize (self->env, 0);
+        if (rc == 0)
+            rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &self->read);
+        MDB_envinfo info;
+        if (rc == 0 && mdb_env_info (self->env, &info) == 0)
+            self->map_size = info.me_mapsize;
+    }
+    return rc;
+}
+
+int
+pb_log_read (pb_log_t *self, uint64_t from, uint64_t to, size_t max_scan,
+             pb_log_read_fn *fn, void *arg, uint64_t *next_p)
+{
+    assert (self);
+    assert (!self->write);
+    assert (fn && next_p);
+    *next_p = from;
+    if (to > self->head)
+        to = self->head;
+    if (from > to || max_scan == 0)
+        return 0;
+    MDB_cursor *cursor = NULL;
+    int fn_rc = 0;
+    int rc = s_read_begin (self);
+    if (rc == 0)
+        rc = mdb_cursor_open (self->read, self->log, &cursor);
+    uint8_t seq_bytes [8];
+    s_put_be64 (seq_bytes, from);
+    MDB_val key = { 8, seq_bytes }, value;
+    if (rc == 0)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_KEY);
+    for (size_t scanned = 0; rc == 0 && scanned < max_scan; scanned++) {
+        const uint8_t *bytes = (const uint8_t *) value.mv_data;
+        pb_log_event_t event;
+        event.seq = key.mv_size == 8? s_get_be64 ((const uint8_t *) key.mv_data): 0;
+        if (event.seq != *next_p || value.mv_size < 2
+        ||  value.mv_size < 1 + (size_t) bytes [0]) {
+            rc = MDB_CORRUPTED;         //  A gap or a short record
+            break;
+        }
+        event.type_len = bytes [0];
+        event.type = (const char *) bytes + 1;
+        event.bytes = bytes + 1 + event.type_len;
+        event.size = value.mv_size - 1 - event.type_len;
+        fn_rc = fn (&event, arg);
+        if (fn_rc)
+            break;
+        *next_p = event.seq + 1;
+        if (event.seq >= to)
+            break;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    if (cursor)
+        mdb_cursor_close (cursor);
+    if (self->read)
+        mdb_txn_reset (self->read);     //  Never hold a snapshot between calls
+    if (rc == MDB_NOTFOUND)
+        rc = MDB_CORRUPTED;             //  Below the head, every seq exists
+    rc = s_translate (self, rc, "read");
+    if (rc == 0 && fn_rc < 0)
+        rc = fn_rc;
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_log_reader_check (pb_log_t *self)
+{
+    assert (self);
+    int dead = 0;
+    int rc = s_translate (self, mdb_reader_check (self->env, &dead), "reader check");
+    if (rc == 0 && dead > 0)
+        zsys_notice ("pb_log: cleared stale readers count=%d", dead);
+    return rc? rc: dead;
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_log_digest (const void *bytes, size_t size, uint8_t digest [PB_LOG_DIGEST_SIZE])
+{
+    crypto_generichash (digest, PB_LOG_DIGEST_SIZE, (const unsigned char *) bytes,
+                        size, NULL, 0);
+}
+
+const char *
+pb_log_strerror (int rc)
+{
+    switch (rc) {
+#define XX(name, value, text) case value: return text;
+        PB_LOG_ERRORS (XX)
+#undef XX
+        default:
+            return pb_strerror (rc);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+typedef struct {
+    uint64_t count;             //  events taken
+    uint64_t last;              //  last seq taken
+    uint64_t stop_at;           //  refuse this seq (0: none)
+} s_test_reader_t;
+
+static int
+s_test_read (const pb_log_event_t *event, void *arg)
+{
+    s_test_reader_t *reader = (s_test_reader_t *) arg;
+    if (event->seq == reader->stop_at)
+        return PB_LOG_STOP;
+    assert (event->type_len == 8 && memcmp (event->type, "cpe.test", 8) == 0);
+    assert (event->size == 400);
+    assert (((const uint8_t *) event->bytes) [0] == (uint8_t) event->seq);
+    reader->count++;
+    reader->last = event->seq;
+    return 0;
+}
+
+//  Append 'count' events with ids from 'first', growing the map on
+//  demand as the journal does. Returns the commit's code.
+static int
+s_test_append (pb_log_t *log, int first, int count)
+{
+    uint8_t envelope [400];
+    int rc;
+    do {
+        rc = pb_log_begin (log);
+        assert (rc == 0);
+        for (int i = first; i < first + count && rc == 0; i++) {
+            char id [32];
+            snprintf (id, sizeof id, "e-%d", i);
+            pb_log_key_t key = { "test", 4, id, strlen (id) };
+            memset (envelope, 'x', sizeof envelope);
+            envelope [0] = (uint8_t) pb_log_next_seq (log);
+            uint8_t digest [PB_LOG_DIGEST_SIZE];
+            pb_log_digest (envelope, sizeof envelope, digest);
+            rc = pb_log_append (log, &key, digest, "cpe.test", 8, envelope,
+                                sizeof envelope);
+        }
+        if (rc == 0)
+            rc = pb_log_commit (log);
+        else
+            pb_log_abort (log);
+        if (rc == PB_LOG_FULL) {
+            int grow_rc = pb_log_grow (log);
+            if (grow_rc)
+                return grow_rc;
+        }
+    } while (rc == PB_LOG_FULL);
+    return rc;
+}
+
+void
+pb_log_test (bool verbose)
+{
+    printf (" * pb_log: ");
+    char path [] = "/tmp/pb_log_test.XXXXXX";
+    assert (mkdtemp (path));
+
+    //  A tiny map, so that 3000 events of 400 bytes must grow it
+    pb_log_t *log = NULL;
+    int rc = pb_log_open (path, 256 * 1024, 16 * 1024 * 1024, &log);
+    assert (rc == 0 && log);
+    assert (pb_log_head (log) == 0 && pb_log_now (log) == 0);
+    for (int batch = 0; batch < 30; batch++) {
+        rc = s_test_append (log, batch * 100, 100);
+        assert (rc == 0);
+    }
+    assert (pb_log_head (log) == 3000);
+    assert (pb_log_map_size (log) > 256 * 1024);
+
+    //  Lookup: present with its seq and digest, and absent
+    rc = pb_log_begin (log);
+    assert (rc == 0);
+    pb_log_key_t key = { "test", 4, "e-41", 4 };
+    uint64_t seq = 0;
+    uint8_t digest [PB_LOG_DIGEST_SIZE], expected [PB_LOG_DIGEST_SIZE];
+    rc = pb_log_lookup (log, &key, &seq, digest);
+    assert (rc == 0 && seq == 42);
+    uint8_t envelope [400];
+    memset (envelope, 'x', sizeof envelope);
+    envelope [0] = 42;
+    pb_log_digest (envelope, sizeof envelope, expected);
+    assert (memcmp (digest, expected, PB_LOG_DIGEST_SIZE) == 0);
+    pb_log_key_t other = { "tes", 3, "te-41", 5 };     //  Same bytes, other split
+    rc = pb_log_lookup (log, &other, &seq, digest);
+    assert (rc == PB_LOG_NOTFOUND);
+    pb_log_key_t bad = { "", 0, "x", 1 };
+    assert (pb_log_lookup (log, &bad, &seq, digest) == PB_EINVAL);
+
+    //  An aborted batch leaves head, log time and index as they were
+    assert (pb_log_next_seq (log) == 3001);
+    rc = pb_log_append (log, &other, expected, "cpe.test", 8, envelope, sizeof envelope);
+    assert (rc == 0 && pb_log_next_seq (log) == 3002);
+    rc = pb_log_lookup (log, &other, &seq, digest);
+    assert (rc == 0 && seq == 3001);    //  Visible inside its own batch
+    rc = pb_log_set_now (log, 5000);
+    assert (rc == 0);
+    pb_log_abort (log);
+    assert (pb_log_head (log) == 3000 && pb_log_now (log) == 0);
+    rc = pb_log_begin (log);
+    assert (rc == 0);
+    rc = pb_log_lookup (log, &other, &seq, digest);
+    assert (rc == PB_LOG_NOTFOUND);
+    rc = pb_log_set_now (log, 7000);
+    assert (rc == 0);
+    rc = pb_log_commit (log);
+    assert (rc == 0 && pb_log_now (log) == 7000);
+
+    //  Reads: a range, a stop, the head cut, the scan bound
+    s_test_reader_t reader = { 0, 0, 0 };
+    uint64_t next = 0;
+    rc = pb_log_read (log, 10, 19, 1000, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 10 && reader.last == 19 && next == 20);
+    reader = (s_test_reader_t) { 0, 0, 2990 };
+    rc = pb_log_read (log, 2900, UINT64_MAX, 1000, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 90 && next == 2990);
+    reader = (s_test_reader_t) { 0, 0, 0 };
+    rc = pb_log_read (log, 2990, UINT64_MAX, 1000, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 11 && next == 3001);
+    rc = pb_log_read (log, 3001, UINT64_MAX, 1000, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 11 && next == 3001);
+    reader = (s_test_reader_t) { 0, 0, 0 };
+    rc = pb_log_read (log, 1, UINT64_MAX, 7, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 7 && next == 8);
+    assert (pb_log_reader_check (log) == 0);
+
+    //  Reopen: everything committed is there
+    pb_log_destroy (&log);
+    pb_log_destroy (&log);
+    assert (log == NULL);
+    rc = pb_log_open (path, 256 * 1024, 16 * 1024 * 1024, &log);
+    assert (rc == 0);
+    assert (pb_log_head (log) == 3000 && pb_log_now (log) == 7000);
+    reader = (s_test_reader_t) { 0, 0, 0 };
+    rc = pb_log_read (log, 1, UINT64_MAX, 10000, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 3000 && next == 3001);
+
+    //  At map_max, a batch that does not fit is refused and nothing of it
+    //  is written; the log goes on serving reads
+    int first = 3000;
+    do {
+        rc = s_test_append (log, first, 500);
+        first += 500;
+    } while (rc == 0);
+    assert (rc == PB_LOG_AT_MAX);
+    uint64_t head = pb_log_head (log);
+    assert (head % 500 == 0 && head >= 3000);
+    reader = (s_test_reader_t) { 0, 0, 0 };
+    rc = pb_log_read (log, head, head, 10, s_test_read, &reader, &next);
+    assert (rc == 0 && reader.count == 1);
+    pb_log_destroy (&log);
+
+    zsys_file_delete ("%s/data.mdb", path);
+    zsys_file_delete ("%s/lock.mdb", path);
+    zsys_dir_delete ("%s", path);
+    printf ("OK\n");
+}

@@ -1,0 +1,175 @@
+/*  =========================================================================
+    pb_log - the journal's event log: one LMDB environment, one writer
+
+    Three named databases in the data directory:
+      log    seq (8 bytes, big-endian) -> [type length: 1][type][stored
+             envelope]; seqs start at 1 and have no gaps (invariant 3)
+      index  [src length: 1][src][id] -> [seq: 8][digest: 16], the
+             idempotency index, written in the same transaction as the
+             event it names
+      meta   "now" -> the log time (the now of the latest sys.tick, int64
+             big-endian); absent before the first tick
+    Writes happen in batches: pb_log_begin, any number of pb_log_lookup /
+    pb_log_append / pb_log_set_now, then pb_log_commit (one commit, one
+    sync: LMDB's default durability, never NOSYNC, NOMETASYNC or WRITEMAP)
+    or pb_log_abort. Reads (pb_log_read) use one short read transaction per
+    call, so a reader never holds a snapshot between calls and never blocks
+    the writer.
+
+    Owned by one thread (the journal actor).
+    =========================================================================
+*/
+#ifndef PB_LOG_H_INCLUDED
+#define PB_LOG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pb_error.h"
+
+typedef struct _pb_log_t pb_log_t;
+
+//  Error block -200..-299 (registered in common/pb_error.h)
+#define PB_LOG_ERRORS(XX) \
+    XX (PB_LOG_NOTFOUND, -200, "not in the log") \
+    XX (PB_LOG_FULL,     -201, "log map is full") \
+    XX (PB_LOG_NOSPC,    -202, "no space left on the log's disk") \
+    XX (PB_LOG_IO,       -203, "log I/O error") \
+    XX (PB_LOG_CORRUPT,  -204, "log is corrupt") \
+    XX (PB_LOG_AT_MAX,   -205, "log map is at its maximum size")
+
+typedef enum {
+#define XX(name, value, text) name = value,
+    PB_LOG_ERRORS (XX)
+#undef XX
+} pb_log_err_t;
+
+#define PB_LOG_DIGEST_SIZE 16           //  BLAKE2b-128 of the envelope bytes
+
+//  The idempotency key of an event: its (src, id)
+typedef struct {
+    const char *src;                    //  not nul-terminated (borrowed)
+    size_t src_len;                     //  1..64
+    const char *id;                     //  not nul-terminated (borrowed)
+    size_t id_len;                      //  1..128
+} pb_log_key_t;
+
+//  One event as pb_log_read hands it out. Every pointer is valid only
+//  during the callback (it points into the read transaction).
+typedef struct {
+    uint64_t seq;
+    const char *type;                   //  not nul-terminated
+    size_t type_len;
+    const void *bytes;                  //  the stored envelope
+    size_t size;
+} pb_log_event_t;
+
+//  pb_log_read's callback: return 0 to take the event and go on,
+//  PB_LOG_STOP to stop before it (it is not consumed), or a negative code
+//  to stop and have pb_log_read return that code.
+#define PB_LOG_STOP 1
+typedef int (pb_log_read_fn) (const pb_log_event_t *event, void *arg);
+
+//  Open (creating if needed) the log in directory 'path' (created if
+//  absent), with a map of at least 'map_size' bytes that pb_log_grow may
+//  double up to 'map_max'. Clears stale reader slots (mdb_reader_check).
+//  Returns 0 and sets *log_p, or PB_LOG_IO (logged with the cause) and
+//  leaves *log_p alone; PB_LOG_CORRUPT if LMDB finds the file invalid.
+int
+    pb_log_open (const char *path, uint64_t map_size, uint64_t map_max,
+                 pb_log_t **log_p);
+
+//  Close the log, aborting any open write batch; *self_p set to NULL.
+//  NULL-safe, idempotent.
+void
+    pb_log_destroy (pb_log_t **self_p);
+
+//  The last committed seq (0 for an empty log)
+uint64_t
+    pb_log_head (pb_log_t *self);
+
+//  The committed log time (0 before the first tick)
+int64_t
+    pb_log_now (pb_log_t *self);
+
+//  The current map size in bytes
+uint64_t
+    pb_log_map_size (pb_log_t *self);
+
+//  Begin a write batch. Returns 0, PB_LOG_IO or PB_LOG_CORRUPT (fatal).
+int
+    pb_log_begin (pb_log_t *self);
+
+//  In a batch: the seq the next pb_log_append will get
+uint64_t
+    pb_log_next_seq (pb_log_t *self);
+
+//  In a batch: look (src, id) up in the index, including what this batch
+//  appended. Returns 0 and sets *seq_p and 'digest', PB_LOG_NOTFOUND, or
+//  PB_LOG_CORRUPT / PB_LOG_IO.
+int
+    pb_log_lookup (pb_log_t *self, const pb_log_key_t *key, uint64_t *seq_p,
+                   uint8_t digest [PB_LOG_DIGEST_SIZE]);
+
+//  In a batch: append the stored envelope 'bytes' of type 'type' at
+//  pb_log_next_seq () and index it under 'key' with 'digest'. The caller
+//  has built the stored envelope with that seq. Returns 0; PB_LOG_FULL
+//  (abort, pb_log_grow, and redo the batch); PB_EINVAL (type over 255
+//  bytes, key out of bounds); PB_LOG_IO / PB_LOG_CORRUPT.
+int
+    pb_log_append (pb_log_t *self, const pb_log_key_t *key,
+                   const uint8_t digest [PB_LOG_DIGEST_SIZE],
+                   const char *type, size_t type_len,
+                   const void *bytes, size_t size);
+
+//  In a batch: set the log time (on appending a sys.tick). Returns as
+//  pb_log_append.
+int
+    pb_log_set_now (pb_log_t *self, int64_t now);
+
+//  Commit the batch and sync it to disk; the batch ends either way.
+//  Returns 0 (durable); PB_LOG_FULL (nothing written: grow and redo);
+//  PB_LOG_NOSPC (nothing written: answer 'unavailable', try later);
+//  PB_LOG_IO or PB_LOG_CORRUPT: fatal, the caller must ACK nothing of the
+//  batch and exit (a failed sync is never retried in the same process).
+int
+    pb_log_commit (pb_log_t *self);
+
+//  Abort the batch, if any: head and log time are as before it.
+void
+    pb_log_abort (pb_log_t *self);
+
+//  Double the map size, up to map_max. Only between batches. Returns 0,
+//  PB_LOG_AT_MAX (already at map_max), or PB_LOG_IO.
+int
+    pb_log_grow (pb_log_t *self);
+
+//  Read committed events from seq 'from' to 'to' (inclusive, cut at the
+//  head), at most 'max_scan' of them, in one read transaction, calling
+//  'fn' for each. Sets *next_p to the first seq not consumed. Returns 0,
+//  the callback's negative code, or PB_LOG_IO / PB_LOG_CORRUPT.
+int
+    pb_log_read (pb_log_t *self, uint64_t from, uint64_t to,
+                 size_t max_scan, pb_log_read_fn *fn, void *arg,
+                 uint64_t *next_p);
+
+//  Clear stale reader slots left by dead processes. Returns how many were
+//  cleared, or PB_LOG_IO.
+int
+    pb_log_reader_check (pb_log_t *self);
+
+//  The digest pb_log_lookup compares: BLAKE2b-128 of 'bytes'
+void
+    pb_log_digest (const void *bytes, size_t size,
+                   uint8_t digest [PB_LOG_DIGEST_SIZE]);
+
+//  Name a code of this module, else pb_strerror's
+const char *
+    pb_log_strerror (int rc);
+
+//  Self test of this module
+void
+    pb_log_test (bool verbose);
+
+#endif
