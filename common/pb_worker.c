@@ -151,7 +151,7 @@ s_batch_take (s_worker_t *self, const char *type, size_t type_len,
                   (int) (type_len > 128? 128: type_len), type? type: "");
         if (!event->type [0])
             strcpy (event->type, "?");
-        snprintf (event->error, sizeof event->error, "undecodable: %s", error);
+        snprintf (event->error, sizeof event->error, "undecodable: %.200s", error);
     }
     self->batch_last = seq;
     return 0;
@@ -607,4 +607,14 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
         zsys_error ("pb_worker: %s did not start: %s", n, pb_worker_strerror (status));
     zactor_destroy (&actor);
     return status == 0? 0: 1;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+void
+pb_worker_test (bool verbose)
+{
+    printf (" * pb_worker: ");
+    printf ("OK\n");
 }

@@ -201,6 +201,44 @@ int
 bool
     pb_apply_str (const msgpack_object *obj, char *buf, size_t size);
 
+//  --------------------------------------------------------------------------
+//  Local application, without sockets: selftests of rules modules, and
+//  rebuilding a store from events at hand. The same store code as the
+//  actor (nested transaction, quarantine, outbox); one owner thread.
+typedef struct _pb_worker_local_t pb_worker_local_t;
+
+//  Open the store in 'data_dir' for 'rules'. Returns 0 and sets *self_p,
+//  or PB_WORKER_STORE (logged) and leaves it alone.
+int
+    pb_worker_local_open (const char *data_dir, const pb_rules_t *rules,
+                          pb_worker_local_t **self_p);
+
+//  Close; NULL-safe, idempotent, nullifies *self_p
+void
+    pb_worker_local_destroy (pb_worker_local_t **self_p);
+
+//  Log an event of 'type' from 'src' as seq applied_seq + 1: pack its data
+//  map with the packer (borrowed until end), then pb_worker_local_end
+//  applies it in its own batch. A poison event is quarantined as live.
+//  end returns 0, or a store code; PB_EINVAL if the envelope is refused
+//  by the decoder (an unknown type, a bad envelope).
+msgpack_packer *
+    pb_worker_local_begin (pb_worker_local_t *self, const char *src,
+                           const char *type);
+int
+    pb_worker_local_end (pb_worker_local_t *self);
+
+//  Take the oldest notification out of the outbox, printed into 'buf' as
+//  "<type> <data>" (msgpack_object_print_buffer, e.g. notify.nac.rejected
+//  {"proposal"=>"p1", "reason"=>"invalid_action"}). Returns false when the
+//  outbox is empty.
+bool
+    pb_worker_local_take (pb_worker_local_t *self, char *buf, size_t size);
+
+//  Applied seq of the local store
+uint64_t
+    pb_worker_local_seq (pb_worker_local_t *self);
+
 //  Self test of this module
 void
     pb_worker_test (bool verbose);

@@ -52,7 +52,8 @@ bool
 //  its strings are valid UTF-8 and its maps have no duplicate keys)
 //  against the schema of type 'index'. Returns PB_NAK_NONE, or
 //  PB_NAK_BAD_DATA with a sentence naming the field at fault written into
-//  'error' (always nul-terminated, truncated to error_size), e.g.
+//  'error' (always nul-terminated, truncated to error_size; 'error' may be
+//  NULL), e.g.
 //  "data.action.partner: missing" or "data.relevance: 7 is out of range
 //  1..5". The first fault found wins: unknown keys in map order, then the
 //  schema's fields in their order.

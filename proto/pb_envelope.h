@@ -30,7 +30,8 @@
 //  Decoding limits (configurable in the journal; these are the defaults)
 typedef struct {
     size_t max_size;            //  envelope size limit in bytes (64 KiB)
-    uint32_t max_depth;         //  nesting depth of containers (32)
+    uint32_t max_depth;         //  nesting depth of containers (32; at most
+                                //  32, msgpack-c's own limit: see pb_msgpack.h)
     uint32_t max_container;     //  entries of one array or map (4096)
     uint32_t max_string;        //  bytes of one str or bin (65536)
 } pb_limits_t;
@@ -93,10 +94,24 @@ pb_nak_t
 //  Encode the stored form: the received map with 'seq' and 'ts' added
 //  (the producer's bytes are kept as they are, so the stored envelope is
 //  the received one plus two keys). Returns 0 and sets *bytes_p/*size_p to
-//  a buffer the caller owns (free ()), or PB_ENOMEM.
+//  a buffer the caller owns (free ()); PB_ENOMEM; or PB_EINVAL if 'self'
+//  was decoded in the stored form (it already has seq and ts). seq and ts
+//  are packed in their smallest encoding, so the result is a function of
+//  the received bytes, seq and ts alone.
 int
     pb_envelope_encode_stored (const pb_envelope_t *self, uint64_t seq,
                                int64_t ts, uint8_t **bytes_p, size_t *size_p);
+
+//  Find the 'id' of an envelope that pb_envelope_decode refused, for the
+//  NAK's optional id (proto/README.md, Ingest): true if 'bytes' pass the
+//  bounded pre-walk (so not for too_large or bad_msgpack), the top level is
+//  a map, and its 'id' is a str of 1..128 bytes; then *id_p points into
+//  'bytes' (borrowed: lives as long as they do; NOT nul-terminated) and
+//  *id_len_p is its length. Otherwise false, and nothing is set.
+bool
+    pb_envelope_peek_id (const void *bytes, size_t size,
+                         const pb_limits_t *limits,
+                         const char **id_p, size_t *id_len_p);
 
 //  Destroy the envelope and set *self_p to NULL; NULL-safe, idempotent.
 void

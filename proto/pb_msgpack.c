@@ -13,6 +13,8 @@
 #include "pb_msgpack.h"
 
 #include <assert.h>
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ typedef struct {
     size_t len;                         //  its length
     uint64_t num;                       //  integer keys: the value
     uint8_t tag;                        //  's' str, 'u' uint, 'n' negative, 'r' raw
+    size_t at;                          //  offset of the key in the message
 } s_key_t;
 
 typedef struct {
@@ -149,14 +152,17 @@ s_key_push (s_walk_t *w, size_t start, size_t end)
         w->keys = keys;
         w->keys_max = max;
     }
-    s_key_make (w->bytes + start, end - start, &w->keys [w->keys_count++]);
+    s_key_make (w->bytes + start, end - start, &w->keys [w->keys_count]);
+    w->keys [w->keys_count++].at = start;
     return 0;
 }
 
 static int
-s_key_duplicate (s_walk_t *w, const s_key_t *key)
+s_key_duplicate (s_walk_t *w, const s_key_t *a, const s_key_t *b)
 {
+    const s_key_t *key = a->at > b->at? a: b;
     char quoted [48];
+    w->pos = key->at;                   //  Name the later of the two
     if (key->tag == 's')
         return s_fail (w, PB_PROTO_MALFORMED, "duplicate map key '%s'",
                        pb_msgpack_quote (quoted, sizeof quoted,
@@ -175,13 +181,13 @@ s_keys_close (s_walk_t *w, size_t base)
         for (size_t i = 1; i < n; i++)
             for (size_t j = 0; j < i; j++)
                 if (s_key_cmp (keys + i, keys + j) == 0)
-                    return s_key_duplicate (w, keys + i);
+                    return s_key_duplicate (w, keys + i, keys + j);
         return 0;
     }
     qsort (keys, n, sizeof (s_key_t), s_key_cmp);
     for (size_t i = 1; i < n; i++)
         if (s_key_cmp (keys + i, keys + i - 1) == 0)
-            return s_key_duplicate (w, keys + i);
+            return s_key_duplicate (w, keys + i, keys + i - 1);
     return 0;
 }
 
@@ -487,4 +493,478 @@ pb_msgpack_quote (char *dest, size_t dest_size, const char *s, size_t len)
     }
     dest [n] = 0;
     return dest;
+}
+
+//  --------------------------------------------------------------------------
+//  The text notation: a recursive descent parser, bounded in depth. Each
+//  container is packed into its own buffer first, because its header needs
+//  the count.
+
+typedef struct {
+    const char *p;                      //  next character (borrowed)
+} s_text_t;
+
+static void
+s_text_space (s_text_t *t)
+{
+    while (*t->p && isspace ((unsigned char) *t->p))
+        t->p++;
+}
+
+static int
+    s_text_value (s_text_t *t, msgpack_packer *pk, int depth);
+
+static int
+s_text_string (s_text_t *t, msgpack_packer *pk)
+{
+    char quote = *t->p++;
+    msgpack_sbuffer str;
+    msgpack_sbuffer_init (&str);
+    int rc = PB_EINVAL;
+    while (*t->p && *t->p != quote) {
+        char c = *t->p++;
+        if (c == '\\') {
+            c = *t->p;
+            if (c == 0)
+                goto cleanup;
+            t->p++;
+            if (c == 'n')
+                c = '\n';
+            else
+            if (c == 'x' && isxdigit ((unsigned char) t->p [0])
+                         && isxdigit ((unsigned char) t->p [1])) {
+                char hex [3] = { t->p [0], t->p [1], 0 };
+                c = (char) strtol (hex, NULL, 16);
+                t->p += 2;
+            }
+            else
+            if (c != '\\' && c != '\'' && c != '"')
+                goto cleanup;
+        }
+        msgpack_sbuffer_write (&str, &c, 1);
+    }
+    if (*t->p == quote) {
+        t->p++;
+        msgpack_pack_str (pk, str.size);
+        msgpack_pack_str_body (pk, str.data, str.size);
+        rc = 0;
+    }
+cleanup:
+    msgpack_sbuffer_destroy (&str);
+    return rc;
+}
+
+//  Take character 'c' if it comes next; never steps past the end
+static bool
+s_text_eat (s_text_t *t, char c)
+{
+    s_text_space (t);
+    if (*t->p != c || c == 0)
+        return false;
+    t->p++;
+    return true;
+}
+
+static int
+s_text_container (s_text_t *t, msgpack_packer *pk, int depth)
+{
+    char close = *t->p++ == '{'? '}': ']';
+    msgpack_sbuffer items;
+    msgpack_sbuffer_init (&items);
+    msgpack_packer items_pk;
+    msgpack_packer_init (&items_pk, &items, msgpack_sbuffer_write);
+    uint32_t count = 0;
+    int rc = 0;
+    while (rc == 0 && !s_text_eat (t, close)) {
+        if (count > 0 && !s_text_eat (t, ','))
+            rc = PB_EINVAL;
+        if (rc == 0)
+            rc = s_text_value (t, &items_pk, depth + 1);
+        if (rc == 0 && close == '}')
+            rc = s_text_eat (t, ':')? s_text_value (t, &items_pk, depth + 1):
+                                      PB_EINVAL;
+        count++;
+    }
+    if (rc == 0) {
+        if (close == '}')
+            msgpack_pack_map (pk, count);
+        else
+            msgpack_pack_array (pk, count);
+        msgpack_sbuffer *out = (msgpack_sbuffer *) pk->data;
+        msgpack_sbuffer_write (out, items.data, items.size);
+    }
+    msgpack_sbuffer_destroy (&items);
+    return rc;
+}
+
+static int
+s_text_value (s_text_t *t, msgpack_packer *pk, int depth)
+{
+    s_text_space (t);
+    char c = *t->p;
+    if (c == '{' || c == '[')
+        return depth < PB_MSGPACK_DEPTH_MAX? s_text_container (t, pk, depth):
+                                             PB_EINVAL;
+    if (c == '\'' || c == '"')
+        return s_text_string (t, pk);
+    const char *words [] = { "true", "false", "nil" };
+    for (int w = 0; w < 3; w++)
+        if (strncmp (t->p, words [w], strlen (words [w])) == 0) {
+            t->p += strlen (words [w]);
+            return w == 0? msgpack_pack_true (pk):
+                   w == 1? msgpack_pack_false (pk): msgpack_pack_nil (pk);
+        }
+    const char *end = t->p;
+    while (*end && (isalnum ((unsigned char) *end) || strchr ("+-.", *end)))
+        end++;
+    if (end == t->p)
+        return PB_EINVAL;
+    bool real = false;
+    for (const char *q = t->p; q < end; q++)
+        real |= *q == '.' || *q == 'e' || *q == 'E';
+    char *stop;
+    errno = 0;
+    if (real) {
+        double value = strtod (t->p, &stop);
+        if (stop != end)
+            return PB_EINVAL;
+        t->p = end;
+        return msgpack_pack_double (pk, value);
+    }
+    if (*t->p == '-') {
+        long long value = strtoll (t->p, &stop, 10);
+        if (stop != end || errno)
+            return PB_EINVAL;
+        t->p = end;
+        return msgpack_pack_int64 (pk, value);
+    }
+    unsigned long long value = strtoull (t->p, &stop, 10);
+    if (stop != end || errno)
+        return PB_EINVAL;
+    t->p = end;
+    return msgpack_pack_uint64 (pk, value);
+}
+
+int
+pb_msgpack_pack_text (const char *text, msgpack_sbuffer *buffer)
+{
+    assert (text);
+    assert (buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    s_text_t t = { text };
+    int rc = s_text_value (&t, &pk, 0);
+    s_text_space (&t);
+    if (rc == 0 && *t.p)
+        rc = PB_EINVAL;                 //  Something after the value
+    return rc? PB_EINVAL: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+//  Check 'size' bytes; returns the code and keeps the error sentence
+static int
+s_test_check (const void *bytes, size_t size, const pb_limits_t *limits,
+              const char *expect, bool verbose)
+{
+    char error [256];
+    int rc = pb_msgpack_check (bytes, size, limits, error, sizeof error);
+    if (verbose)
+        printf ("\n    %d %s", rc, error);
+    if (expect)
+        assert (strstr (error, expect));
+    if (rc == 0) {
+        //  What passes, msgpack_unpack must read whole
+        msgpack_zone zone;
+        msgpack_zone_init (&zone, 1024);
+        msgpack_object obj;
+        size_t offset = 0;
+        int ret = msgpack_unpack ((const char *) bytes, size, &offset, &zone, &obj);
+        assert (ret == MSGPACK_UNPACK_SUCCESS);
+        assert (offset == size);
+        msgpack_zone_destroy (&zone);
+    }
+    return rc;
+}
+
+static int
+s_test_text (const char *text, const pb_limits_t *limits, const char *expect,
+             bool verbose)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    int rc = pb_msgpack_pack_text (text, &buffer);
+    assert (rc == 0);
+    rc = s_test_check (buffer.data, buffer.size, limits, expect, verbose);
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
+#define S_RAW(limits, expect, ...) \
+    s_test_check ((const uint8_t []) { __VA_ARGS__ }, \
+                  sizeof ((const uint8_t []) { __VA_ARGS__ }), limits, expect, \
+                  verbose)
+
+void
+pb_msgpack_test (bool verbose)
+{
+    printf (" * pb_msgpack: ");
+    pb_limits_t limits = PB_LIMITS_DEFAULTS;
+    pb_limits_t wide = { SIZE_MAX, 10000, UINT32_MAX, UINT32_MAX };
+
+    //  Good input passes (and msgpack_unpack then reads it whole)
+    assert (s_test_text ("{'a': 1, 'b': [1, -2, 3.5, true, false, nil, 'x'],"
+                         " 'c': {'d': {}, 'e': []}, 7: 'int key', -7: 1}",
+                         &limits, NULL, verbose) == 0);
+    assert (s_test_text ("['T\\xc3\\xbcrkiye', '\\xe2\\x82\\xac', "
+                         "'\\xf0\\x90\\x8d\\x88', '\\xed\\x9f\\xbf', "
+                         "'\\xf4\\x8f\\xbf\\xbf', 'abcdefghijklmnop\\xc3\\xa9']",
+                         &limits, NULL, verbose) == 0);
+    assert (s_test_text ("[{'a': 1}, {'a': 2}, {'a': {'a': 1}}]", &limits,
+                         NULL, verbose) == 0);
+    assert (S_RAW (&limits, NULL, 0xc4, 0x02, 0xff, 0x00) == 0);  //  bin8
+    assert (S_RAW (&limits, NULL, 0xca, 0, 0, 0, 0) == 0);        //  float32
+    assert (S_RAW (&limits, NULL, 0xd9, 0x01, 'a') == 0);          //  str8
+    assert (S_RAW (&limits, NULL, 0xda, 0, 0x01, 'a') == 0);       //  str16
+    assert (S_RAW (&limits, NULL, 0xdc, 0, 1, 0xc0) == 0);         //  array16
+
+    //  Empty, garbage, reserved byte
+    assert (s_test_check ("", 0, &limits, "truncated", verbose) == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, "0xc1", 0xc1) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, NULL, 0x93, 0x01, 0xc1, 0x02) == PB_PROTO_MALFORMED);
+    assert (s_test_check ("hello, world", 12, &limits, "trailing", verbose)
+            == PB_PROTO_MALFORMED);
+
+    //  Truncated: headers, strings, containers, scalars
+    assert (S_RAW (&limits, NULL, 0x92, 0x01) == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, NULL, 0x81, 0xa1, 'a') == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, NULL, 0xa3, 'a', 'b') == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, NULL, 0xcd, 0x01) == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, NULL, 0xcb, 0, 0, 0) == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, NULL, 0xdb, 0x00, 0x00) == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, NULL, 0xde, 0x00) == PB_PROTO_TRUNCATED);
+
+    //  Trailing bytes
+    assert (S_RAW (&limits, "1 trailing", 0x01, 0x02) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, NULL, 0x80, 0x80) == PB_PROTO_MALFORMED);
+
+    //  Declared lengths beyond the bytes: refused before anything is
+    //  allocated, whether the limit or the bytes catch them first
+    assert (S_RAW (&limits, "over the limit", 0xdd, 0xff, 0xff, 0xff, 0xff)
+            == PB_PROTO_MALFORMED);
+    assert (S_RAW (&wide, "cannot fit", 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01)
+            == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, "over the limit", 0xdf, 0xff, 0xff, 0xff, 0xff)
+            == PB_PROTO_MALFORMED);
+    assert (S_RAW (&wide, "cannot fit", 0xdf, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01)
+            == PB_PROTO_TRUNCATED);
+    //  A map of N pairs needs 2N bytes: 3 pairs in 5 bytes cannot be
+    assert (S_RAW (&wide, "cannot fit", 0x83, 1, 1, 2, 2, 3) == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&limits, "over the limit", 0xdb, 0xff, 0xff, 0xff, 0xff, 'a')
+            == PB_PROTO_MALFORMED);
+    assert (S_RAW (&wide, "beyond", 0xdb, 0xff, 0xff, 0xff, 0xff, 'a')
+            == PB_PROTO_TRUNCATED);
+    assert (S_RAW (&wide, "beyond", 0xc6, 0x00, 0x01, 0x00, 0x00, 'a')
+            == PB_PROTO_TRUNCATED);
+
+    //  Limits on strings and containers
+    pb_limits_t small = { 65536, 4, 3, 5 };
+    assert (s_test_text ("'abcde'", &small, NULL, verbose) == 0);
+    assert (s_test_text ("'abcdef'", &small, "over the limit 5", verbose)
+            == PB_PROTO_MALFORMED);
+    assert (S_RAW (&small, "over the limit 5", 0xc4, 6, 1, 2, 3, 4, 5, 6)
+            == PB_PROTO_MALFORMED);
+    assert (s_test_text ("[1, 2, 3]", &small, NULL, verbose) == 0);
+    assert (s_test_text ("[1, 2, 3, 4]", &small, "over the limit 3", verbose)
+            == PB_PROTO_MALFORMED);
+    assert (s_test_text ("{1: 1, 2: 2, 3: 3, 4: 4}", &small, "over the limit 3",
+                         verbose) == PB_PROTO_MALFORMED);
+    assert (s_test_text ("[[[[1]]]]", &small, NULL, verbose) == 0);
+    assert (s_test_text ("[[[[[1]]]]]", &small, "nesting deeper than 4",
+                         verbose) == PB_PROTO_MALFORMED);
+    assert (s_test_text ("[[[[{}]]]]", &small, "nesting", verbose)
+            == PB_PROTO_MALFORMED);
+
+    //  Depth: 32 is what msgpack-c can unpack; 33 and 5000 are refused
+    //  without recursion, even when the configured limit is higher
+    uint8_t deep [5001];
+    memset (deep, 0x91, 5000);
+    deep [5000] = 0x01;
+    assert (s_test_check (deep + 5000 - 32, 33, &wide, NULL, verbose) == 0);
+    assert (s_test_check (deep + 5000 - 33, 34, &wide, "nesting", verbose)
+            == PB_PROTO_MALFORMED);
+    assert (s_test_check (deep, sizeof deep, &limits, "nesting", verbose)
+            == PB_PROTO_MALFORMED);
+    assert (s_test_check (deep, sizeof deep, &wide, "nesting", verbose)
+            == PB_PROTO_MALFORMED);
+    memset (deep, 0x81, 5000);          //  {x: {x: ...}}: a map value nests
+    assert (s_test_check (deep, sizeof deep, &wide, NULL, verbose) != 0);
+
+    //  Ext types, the timestamp extension among them
+    assert (S_RAW (&limits, "ext", 0xd4, 0x01, 0x00) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xd5, 0x01, 0x00, 0x00) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xd6, 0xff, 0, 0, 0, 1) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xd7, 0xff, 0, 0, 0, 0, 0, 0, 0, 1)
+            == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xd8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+                   0, 0, 0, 0, 0, 0, 0, 0) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xc7, 0x0c, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
+                   0, 0, 0, 1) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xc8, 0x00, 0x01, 0x01, 0x00) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0xc9, 0, 0, 0, 1, 0x01, 0x00) == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "ext", 0x81, 0xa1, 'a', 0xd4, 0x01, 0x00)
+            == PB_PROTO_MALFORMED);
+
+    //  Invalid UTF-8 in values and in keys
+    const char *bad_utf8 [] = {
+        "'\\xc0\\xaf'",                 //  overlong '/'
+        "'\\xc1\\xbf'",                 //  overlong
+        "'\\xe0\\x80\\xaf'",            //  overlong, 3 bytes
+        "'\\xf0\\x80\\x80\\xaf'",       //  overlong, 4 bytes
+        "'\\xed\\xa0\\x80'",            //  surrogate U+D800
+        "'\\xed\\xbf\\xbf'",            //  surrogate U+DFFF
+        "'\\xf4\\x90\\x80\\x80'",       //  above U+10FFFF
+        "'\\xf8\\x88\\x80\\x80\\x80'",  //  5-byte form
+        "'\\xe2\\x82'",                 //  truncated sequence
+        "'abc\\xe2'",                   //  truncated at the end
+        "'\\x80'",                      //  lone continuation
+        "'\\xc3\\x28'",                 //  bad continuation
+        "'\\xff'",
+        "'abcdefgh\\xff'",              //  after an ASCII run
+        "{'\\xc0\\xaf': 1}",            //  in a key
+        "{'a': {'\\xed\\xa0\\x80': 1}}",
+    };
+    for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8 [0]; i++)
+        assert (s_test_text (bad_utf8 [i], &limits, "UTF-8", verbose)
+                == PB_PROTO_MALFORMED);
+
+    //  Duplicate keys at any level, however the key is encoded
+    assert (s_test_text ("{'a': 1, 'a': 2}", &limits, "duplicate map key 'a'",
+                         verbose) == PB_PROTO_MALFORMED);
+    assert (s_test_text ("{'x': {'b': 1, 'a': 1, 'b': 2}}", &limits, "'b'",
+                         verbose) == PB_PROTO_MALFORMED);
+    assert (s_test_text ("[1, [{'x': 1, 'y': {}, 'x': nil}]]", &limits,
+                         "duplicate", verbose) == PB_PROTO_MALFORMED);
+    assert (s_test_text ("{1: 'a', 1: 'b'}", &limits, "duplicate", verbose)
+            == PB_PROTO_MALFORMED);
+    assert (S_RAW (&limits, "duplicate", 0x82, 0xa1, 'k', 0x01, 0xd9, 0x01, 'k', 0x02)
+            == PB_PROTO_MALFORMED);     //  fixstr and str8 'k'
+    assert (S_RAW (&limits, "duplicate", 0x82, 0x01, 0x01, 0xcc, 0x01, 0x02)
+            == PB_PROTO_MALFORMED);     //  fixint and uint8 1
+    assert (S_RAW (&limits, "duplicate", 0x82, 0xd0, 0x05, 0x01, 0x05, 0x02)
+            == PB_PROTO_MALFORMED);     //  int8 and fixint 5
+    assert (S_RAW (&limits, "duplicate", 0x82, 0xff, 0x01, 0xd1, 0xff, 0xff, 0x02)
+            == PB_PROTO_MALFORMED);     //  -1 as fixint and int16
+    assert (S_RAW (&limits, NULL, 0x82, 0xa1, 'k', 0x01, 0xc4, 0x01, 'k', 0x02)
+            == 0);                      //  str 'k' and bin 'k' differ
+    assert (S_RAW (&limits, NULL, 0x82, 0x91, 0x01, 0x01, 0x91, 0x02, 0x02)
+            == 0);                      //  container keys [1], [2]
+    assert (S_RAW (&limits, "duplicate", 0x82, 0x91, 0x01, 0x01, 0x91, 0x01, 0x02)
+            == PB_PROTO_MALFORMED);     //  container keys [1], [1]
+
+    //  Large maps: sorted, not compared pairwise; more keys than the
+    //  walk's local stack
+    char text [16384];
+    size_t used = 0;
+    used += snprintf (text + used, sizeof text - used, "{");
+    for (int i = 0; i < 600; i++)
+        used += snprintf (text + used, sizeof text - used, "%s'k%d': {'k%d': %d}",
+                          i? ", ": "", i, i, i);
+    snprintf (text + used, sizeof text - used, "}");
+    assert (s_test_text (text, &limits, NULL, verbose) == 0);
+    text [used] = 0;
+    snprintf (text + used, sizeof text - used, ", 'k599': 0}");
+    assert (s_test_text (text, &limits, "duplicate map key 'k599'", verbose)
+            == PB_PROTO_MALFORMED);
+    assert (s_test_text ("{'a': 1, 'b': 2, 'a': 3}", &limits,
+                         "msgpack at byte 7: duplicate map key 'a'", verbose)
+            == PB_PROTO_MALFORMED);
+
+    //  Random bytes and mutations of a good message never crash, and what
+    //  passes is always readable by msgpack_unpack (s_test_check asserts)
+    msgpack_sbuffer good;
+    msgpack_sbuffer_init (&good);
+    int rc = pb_msgpack_pack_text (
+        "{'id': 'x1', 'src': 'reg', 'type': 'nac.proposal', 'time': 5,"
+        " 'data': {'proposal': 'p1', 'action': {'kind': 'cpe.assign',"
+        " 'partner': 'UKR', 'ally': 'POL'}, 'procedure': 'meeting'},"
+        " 'x': [1.5, -300, 70000, 'T\\xc3\\xbcrkiye', {}, [], nil]}", &good);
+    assert (rc == 0);
+    uint64_t state = 0x9e3779b97f4a7c15ULL;
+    uint8_t fuzz [512];
+    int passed = 0;
+    for (int round = 0; round < 20000; round++) {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+        size_t size;
+        if (round % 2) {
+            size = state % sizeof fuzz;
+            for (size_t i = 0; i < size; i++) {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                fuzz [i] = (uint8_t) state;
+            }
+        }
+        else {
+            size = good.size;
+            memcpy (fuzz, good.data, size);
+            for (int flips = 1 + state % 4; flips; flips--) {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                fuzz [state % size] = (uint8_t) (state >> 32);
+            }
+            if (state % 5 == 0)
+                size = (state >> 16) % size;
+        }
+        if (s_test_check (fuzz, size, &limits, NULL, false) == 0)
+            passed++;
+    }
+    assert (passed > 0);
+    msgpack_sbuffer_destroy (&good);
+
+    //  The text notation refuses what it cannot read
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    assert (pb_msgpack_pack_text ("{'a' 1}", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("[1, 2", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("'abc", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("1 2", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("{'a': 1,", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("{'a':", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("['a\\", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ("[1,]", &buffer) == PB_EINVAL);
+    assert (pb_msgpack_pack_text ((const char *) deep, &buffer) == PB_EINVAL);
+    msgpack_sbuffer_destroy (&buffer);
+
+    //  Integer readers take both encodings
+    msgpack_object obj;
+    int64_t i64;
+    uint64_t u64;
+    obj.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    obj.via.u64 = 5;
+    assert (pb_msgpack_int (&obj, &i64) && i64 == 5);
+    assert (pb_msgpack_uint (&obj, &u64) && u64 == 5);
+    obj.via.u64 = UINT64_MAX;
+    assert (!pb_msgpack_int (&obj, &i64));
+    assert (pb_msgpack_uint (&obj, &u64) && u64 == UINT64_MAX);
+    obj.type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    obj.via.i64 = -5;
+    assert (pb_msgpack_int (&obj, &i64) && i64 == -5);
+    assert (!pb_msgpack_uint (&obj, &u64));
+    obj.type = MSGPACK_OBJECT_FLOAT64;
+    assert (!pb_msgpack_int (&obj, &i64) && !pb_msgpack_uint (&obj, &u64));
+
+    //  Lookups and quoting
+    obj.type = MSGPACK_OBJECT_STR;
+    obj.via.str.ptr = "abc";
+    obj.via.str.size = 3;
+    assert (pb_msgpack_str_eq (&obj, "abc"));
+    assert (!pb_msgpack_str_eq (&obj, "ab"));
+    assert (!pb_msgpack_str_eq (NULL, "abc"));
+    assert (pb_msgpack_get (&obj, "abc") == NULL);
+    char quoted [10];
+    assert (!strcmp (pb_msgpack_quote (quoted, sizeof quoted, "a\xff\n", 3), "a??"));
+    assert (!strcmp (pb_msgpack_quote (quoted, sizeof quoted, "abcdefghij", 10),
+                    "abcdef..."));
+    assert (pb_msgpack_utf8_valid ("", 0));
+    printf ("OK\n");
 }

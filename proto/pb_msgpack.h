@@ -82,6 +82,17 @@ char *
     pb_msgpack_quote (char *dest, size_t dest_size, const char *s,
                       size_t len);
 
+//  Pack a value written in a compact JSON-like notation into 'buffer' (for
+//  tests and operators' tools): maps {k: v, ...} (keys may be any value),
+//  arrays [a, b], strings in '...' or "..." (escapes \\ \' \" \n and
+//  \xNN, which can write any byte), integers (packed as msgpack-c packs
+//  them: uint when >= 0), numbers with '.' or 'e' (float64), true, false,
+//  nil. Nesting is limited to PB_MSGPACK_DEPTH_MAX. Returns 0, or PB_EINVAL
+//  if the text is not such a value (what was packed so far stays in
+//  'buffer').
+int
+    pb_msgpack_pack_text (const char *text, msgpack_sbuffer *buffer);
+
 //  Self test of this module
 void
     pb_msgpack_test (bool verbose);

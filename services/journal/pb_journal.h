@@ -16,6 +16,7 @@
 #include <czmq.h>
 
 #include "pb_config.h"
+#include "pb_error.h"
 
 //  The journal's clock: wall-clock ms since the epoch. Tests supply their own.
 typedef int64_t (pb_journal_clock_fn) (void *arg);

@@ -14,6 +14,7 @@
 #include <lmdb.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "pb_crash.h"
 
@@ -32,6 +33,7 @@ struct _pb_log_t {
     uint64_t map_size;          //  current map size
     uint64_t map_max;           //  pb_log_grow's bound
     uint64_t nospc_count;       //  failed commits since the last success
+    uint64_t batch_bytes;       //  keys and values put by the batch in hand
 };
 
 #define S_INDEX_KEY_MAX (1 + 64 + 128)
@@ -47,6 +49,8 @@ s_translate (pb_log_t *self, int mdb_rc, const char *what)
         return 0;
     if (mdb_rc == MDB_NOTFOUND)
         return PB_LOG_NOTFOUND;
+    if (mdb_rc == MDB_KEYEXIST)
+        return PB_LOG_EXISTS;
     if (mdb_rc == MDB_MAP_FULL)
         return PB_LOG_FULL;
     if (mdb_rc == ENOSPC) {
@@ -257,6 +261,7 @@ pb_log_begin (pb_log_t *self)
     assert (!self->write);
     self->next = self->head + 1;
     self->pending_now = self->now;
+    self->batch_bytes = 0;
     return s_translate (self, mdb_txn_begin (self->env, NULL, 0, &self->write),
                         "begin");
 }
@@ -305,38 +310,49 @@ int
 pb_log_append (pb_log_t *self, const pb_log_key_t *key,
                const uint8_t digest [PB_LOG_DIGEST_SIZE],
                const char *type, size_t type_len,
-               const void *bytes, size_t size)
+               const void *bytes, size_t size,
+               uint64_t *seq_p, uint8_t found [PB_LOG_DIGEST_SIZE])
 {
     assert (self);
     assert (self->write);
-    assert (key && digest && type && bytes);
+    assert (key && digest && type && bytes && seq_p && found);
     uint8_t key_bytes [S_INDEX_KEY_MAX];
-    MDB_val ikey, ivalue;
+    MDB_val ikey;
     if (type_len == 0 || type_len > 255 || s_index_key (key, key_bytes, &ikey.mv_size))
         return PB_EINVAL;
     ikey.mv_data = key_bytes;
-
     uint8_t seq_bytes [8];
     s_put_be64 (seq_bytes, self->next);
+
+    //  The index first, with NOOVERWRITE: LMDB hands back the existing
+    //  value when the key is there, so the idempotency check costs no
+    //  second search
+    uint8_t index_value [S_INDEX_VALUE_SIZE];
+    memcpy (index_value, seq_bytes, 8);
+    memcpy (index_value + 8, digest, PB_LOG_DIGEST_SIZE);
+    MDB_val ivalue = { sizeof index_value, index_value };
+    int rc = mdb_put (self->write, self->index, &ikey, &ivalue, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        if (ivalue.mv_size != S_INDEX_VALUE_SIZE)
+            return s_translate (self, MDB_CORRUPTED, "append");
+        *seq_p = s_get_be64 ((const uint8_t *) ivalue.mv_data);
+        memcpy (found, (const uint8_t *) ivalue.mv_data + 8, PB_LOG_DIGEST_SIZE);
+        return PB_LOG_EXISTS;
+    }
+    //  MDB_APPEND: seqs only grow, so LMDB fills pages left to right;
+    //  MDB_RESERVE: write the value in place, without a staging copy
     MDB_val lkey = { 8, seq_bytes };
     MDB_val lvalue = { 1 + type_len + size, NULL };
-    //  MDB_APPEND: seqs only grow, so LMDB can fill pages left to right;
-    //  MDB_RESERVE: write the value in place, without a staging copy
-    int rc = mdb_put (self->write, self->log, &lkey, &lvalue, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0)
+        rc = mdb_put (self->write, self->log, &lkey, &lvalue, MDB_APPEND | MDB_RESERVE);
     if (rc == 0) {
         uint8_t *value = (uint8_t *) lvalue.mv_data;
         value [0] = (uint8_t) type_len;
         memcpy (value + 1, type, type_len);
         memcpy (value + 1 + type_len, bytes, size);
-        uint8_t index_value [S_INDEX_VALUE_SIZE];
-        memcpy (index_value, seq_bytes, 8);
-        memcpy (index_value + 8, digest, PB_LOG_DIGEST_SIZE);
-        ivalue.mv_size = sizeof index_value;
-        ivalue.mv_data = index_value;
-        rc = mdb_put (self->write, self->index, &ikey, &ivalue, 0);
-    }
-    if (rc == 0)
         self->next++;
+        self->batch_bytes += 8 + lvalue.mv_size + ikey.mv_size + S_INDEX_VALUE_SIZE;
+    }
     return s_translate (self, rc, "append");
 }
 
@@ -359,6 +375,22 @@ pb_log_set_now (pb_log_t *self, int64_t now)
 
 //  --------------------------------------------------------------------------
 
+//  LMDB reports a short write (the filesystem filled up in the middle of
+//  writing the batch's pages) as EIO. The meta page is written only after
+//  every data page, so such a batch is simply not committed, and the
+//  environment stays usable: treat it as a full disk when the disk is
+//  indeed nearly full (less free space than a few times what the batch
+//  writes, pages and tree overhead included).
+static bool
+s_disk_full (pb_log_t *self)
+{
+    struct statvfs fs;
+    if (statvfs (self->path, &fs))
+        return false;
+    uint64_t available = (uint64_t) fs.f_bavail * fs.f_frsize;
+    return available < 4 * self->batch_bytes + 1024 * 1024;
+}
+
 int
 pb_log_commit (pb_log_t *self)
 {
@@ -378,6 +410,8 @@ pb_log_commit (pb_log_t *self)
     else {
         self->next = self->head + 1;
         self->pending_now = self->now;
+        if (rc == EIO && s_disk_full (self))
+            rc = ENOSPC;
     }
     return s_translate (self, rc, "commit");
 }
@@ -572,8 +606,10 @@ s_test_append (pb_log_t *log, int first, int count)
             envelope [0] = (uint8_t) pb_log_next_seq (log);
             uint8_t digest [PB_LOG_DIGEST_SIZE];
             pb_log_digest (envelope, sizeof envelope, digest);
+            uint64_t seq = 0;
+            uint8_t found [PB_LOG_DIGEST_SIZE];
             rc = pb_log_append (log, &key, digest, "cpe.test", 8, envelope,
-                                sizeof envelope);
+                                sizeof envelope, &seq, found);
         }
         if (rc == 0)
             rc = pb_log_commit (log);
@@ -628,8 +664,15 @@ pb_log_test (bool verbose)
 
     //  An aborted batch leaves head, log time and index as they were
     assert (pb_log_next_seq (log) == 3001);
-    rc = pb_log_append (log, &other, expected, "cpe.test", 8, envelope, sizeof envelope);
+    uint8_t found [PB_LOG_DIGEST_SIZE];
+    rc = pb_log_append (log, &other, expected, "cpe.test", 8, envelope, sizeof envelope,
+                        &seq, found);
     assert (rc == 0 && pb_log_next_seq (log) == 3002);
+    //  Appending a key that is there writes nothing and names its seq
+    rc = pb_log_append (log, &key, digest, "cpe.test", 8, envelope, sizeof envelope,
+                        &seq, found);
+    assert (rc == PB_LOG_EXISTS && seq == 42 && pb_log_next_seq (log) == 3002);
+    assert (memcmp (found, expected, PB_LOG_DIGEST_SIZE) == 0);
     rc = pb_log_lookup (log, &other, &seq, digest);
     assert (rc == 0 && seq == 3001);    //  Visible inside its own batch
     rc = pb_log_set_now (log, 5000);
@@ -689,8 +732,11 @@ pb_log_test (bool verbose)
     assert (rc == 0 && reader.count == 1);
     pb_log_destroy (&log);
 
-    zsys_file_delete ("%s/data.mdb", path);
-    zsys_file_delete ("%s/lock.mdb", path);
+    char file [PATH_MAX];
+    snprintf (file, sizeof file, "%s/data.mdb", path);
+    zsys_file_delete (file);
+    snprintf (file, sizeof file, "%s/lock.mdb", path);
+    zsys_file_delete (file);
     zsys_dir_delete ("%s", path);
     printf ("OK\n");
 }

@@ -37,7 +37,8 @@ typedef struct _pb_log_t pb_log_t;
     XX (PB_LOG_NOSPC,    -202, "no space left on the log's disk") \
     XX (PB_LOG_IO,       -203, "log I/O error") \
     XX (PB_LOG_CORRUPT,  -204, "log is corrupt") \
-    XX (PB_LOG_AT_MAX,   -205, "log map is at its maximum size")
+    XX (PB_LOG_AT_MAX,   -205, "log map is at its maximum size") \
+    XX (PB_LOG_EXISTS,   -206, "this (src, id) is already in the log")
 
 typedef enum {
 #define XX(name, value, text) name = value,
@@ -113,15 +114,20 @@ int
                    uint8_t digest [PB_LOG_DIGEST_SIZE]);
 
 //  In a batch: append the stored envelope 'bytes' of type 'type' at
-//  pb_log_next_seq () and index it under 'key' with 'digest'. The caller
-//  has built the stored envelope with that seq. Returns 0; PB_LOG_FULL
-//  (abort, pb_log_grow, and redo the batch); PB_EINVAL (type over 255
-//  bytes, key out of bounds); PB_LOG_IO / PB_LOG_CORRUPT.
+//  pb_log_next_seq () and index it under 'key' with 'digest', unless the
+//  index already has 'key' (this batch's appends included): then nothing
+//  is written, *seq_p and 'found' get the indexed seq and digest, and the
+//  call returns PB_LOG_EXISTS (one index search serves both the check and
+//  the insert). The caller has built the stored envelope with that seq.
+//  Returns 0; PB_LOG_EXISTS; PB_LOG_FULL (abort, pb_log_grow, and redo the
+//  batch); PB_EINVAL (type over 255 bytes, key out of bounds);
+//  PB_LOG_IO / PB_LOG_CORRUPT.
 int
     pb_log_append (pb_log_t *self, const pb_log_key_t *key,
                    const uint8_t digest [PB_LOG_DIGEST_SIZE],
                    const char *type, size_t type_len,
-                   const void *bytes, size_t size);
+                   const void *bytes, size_t size,
+                   uint64_t *seq_p, uint8_t found [PB_LOG_DIGEST_SIZE]);
 
 //  In a batch: set the log time (on appending a sys.tick). Returns as
 //  pb_log_append.

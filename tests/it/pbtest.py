@@ -157,6 +157,8 @@ class Journal:
         full_env = dict(os.environ)
         full_env.pop("PB_CRASH", None)
         full_env.update(env or {})
+        if self.log_file:
+            self.log_file.close()
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), env=full_env,
                                      stdout=self.log_file,
@@ -264,6 +266,7 @@ def _dealer(endpoint, timeout):
     sock.setsockopt(zmq.SNDHWM, 0)
     sock.setsockopt(zmq.RCVHWM, 0)
     sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+    sock.setsockopt(zmq.RECONNECT_IVL, 20)
     sock.connect(endpoint)
     return sock
 

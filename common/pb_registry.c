@@ -1,0 +1,445 @@
+/*  =========================================================================
+    pb_registry - a worker's own projection of the reference data
+
+    Stored forms (msgpack arrays, fields in a fixed order, so that a store
+    rebuilt from the log is byte-identical):
+        reg/ally/<C>     [name, joined]
+        reg/partner/<C>  [name, frameworks, active, programmes, has_profile,
+                          profile]        (bitmasks as uints)
+        reg/policy       [discard_below (float64), discard_min_feedbacks,
+                          [7 weights], expiry_notice_days]
+    =========================================================================
+*/
+#include "pb_registry.h"
+
+#include <math.h>
+
+#define S_KEY_MAX 96
+
+static const char *const s_frameworks [] = {
+#define XX(name, text) text,
+    PB_REGISTRY_FRAMEWORKS (XX)
+#undef XX
+};
+static const char *const s_programmes [] = {
+#define XX(name, text) text,
+    PB_REGISTRY_PROGRAMMES (XX)
+#undef XX
+};
+static const char *const s_considerations [] = {
+#define XX(name, text) text,
+    PB_REGISTRY_CONSIDERATIONS (XX)
+#undef XX
+};
+
+const char *
+pb_registry_framework_name (int bit)
+{
+    return bit >= 0 && bit < PB_FW_COUNT? s_frameworks [bit]: NULL;
+}
+
+const char *
+pb_registry_programme_name (int bit)
+{
+    return bit >= 0 && bit < PB_PROG_COUNT? s_programmes [bit]: NULL;
+}
+
+const char *
+pb_registry_consideration_name (pb_cons_t cons)
+{
+    return (int) cons >= 0 && cons < PB_CONS_COUNT? s_considerations [cons]: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Stored forms
+
+static void
+s_pack_str (msgpack_packer *pk, const char *text, size_t len)
+{
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
+static bool
+s_is_uint (const msgpack_object *obj)
+{
+    return obj && obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+}
+
+//  Read a stored partner; false if absent or not in the stored form
+static bool
+s_partner_load (pb_apply_t *ctx, const char *country, pb_registry_partner_t *p)
+{
+    char key [S_KEY_MAX];
+    snprintf (key, sizeof key, "reg/partner/%s", country);
+    const msgpack_object *obj = pb_apply_load (ctx, key);
+    if (!obj || obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 6)
+        return false;
+    const msgpack_object *f = obj->via.array.ptr;
+    if (f [0].type != MSGPACK_OBJECT_STR || !s_is_uint (&f [1])
+    ||  f [2].type != MSGPACK_OBJECT_BOOLEAN || !s_is_uint (&f [3])
+    ||  f [4].type != MSGPACK_OBJECT_BOOLEAN || !s_is_uint (&f [5]))
+        return false;
+    memset (p, 0, sizeof *p);
+    snprintf (p->country, sizeof p->country, "%s", country);
+    p->name = f [0].via.str.ptr;
+    p->name_len = f [0].via.str.size;
+    p->frameworks = (unsigned) f [1].via.u64;
+    p->active = f [2].via.boolean;
+    p->programmes = (unsigned) f [3].via.u64;
+    p->has_profile = f [4].via.boolean;
+    p->profile = (unsigned) f [5].via.u64;
+    p->is_ally = pb_registry_is_ally (ctx, country);
+    return true;
+}
+
+static int
+s_partner_store (pb_apply_t *ctx, const pb_registry_partner_t *p)
+{
+    char key [S_KEY_MAX];
+    snprintf (key, sizeof key, "reg/partner/%s", p->country);
+    msgpack_packer *pk = pb_apply_put_begin (ctx);
+    msgpack_pack_array (pk, 6);
+    s_pack_str (pk, p->name, p->name_len);
+    msgpack_pack_unsigned_int (pk, p->frameworks);
+    if (p->active)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    msgpack_pack_unsigned_int (pk, p->programmes);
+    if (p->has_profile)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    msgpack_pack_unsigned_int (pk, p->profile);
+    return pb_apply_put_end (ctx, key);
+}
+
+static int
+s_ally_store (pb_apply_t *ctx, const char *country, const char *name,
+              size_t name_len, const char *joined, size_t joined_len)
+{
+    char key [S_KEY_MAX];
+    snprintf (key, sizeof key, "reg/ally/%s", country);
+    msgpack_packer *pk = pb_apply_put_begin (ctx);
+    msgpack_pack_array (pk, 2);
+    s_pack_str (pk, name, name_len);
+    s_pack_str (pk, joined, joined_len);
+    return pb_apply_put_end (ctx, key);
+}
+
+//  Bits of the strings of 'list' found in 'names'; false if an item is not
+//  a known string
+static bool
+s_bits (const msgpack_object *list, const char *const *names, int count,
+        unsigned *bits_p)
+{
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY)
+        return false;
+    unsigned bits = 0;
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        int bit = 0;
+        while (bit < count && !pb_msgpack_str_eq (&list->via.array.ptr [i], names [bit]))
+            bit++;
+        if (bit == count)
+            return false;
+        bits |= 1u << bit;
+    }
+    *bits_p = bits;
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Events
+
+static int
+s_apply_ally (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change_t *ch)
+{
+    const msgpack_object *name = pb_msgpack_get (data, "name");
+    const msgpack_object *joined = pb_msgpack_get (data, "joined");
+    if (!pb_apply_str (pb_msgpack_get (data, "country"), ch->country, sizeof ch->country)
+    ||  !name || name->type != MSGPACK_OBJECT_STR
+    ||  !joined || joined->type != MSGPACK_OBJECT_STR)
+        return pb_apply_poison (ctx, "registry.ally: country, name or joined unreadable");
+    char key [S_KEY_MAX];
+    snprintf (key, sizeof key, "reg/ally/%s", ch->country);
+    const msgpack_object *old = pb_apply_load (ctx, key);
+    ch->is_new = !old && !pb_registry_is_registered (ctx, ch->country);
+    ch->became_ally = !old;
+    if (old && old->type == MSGPACK_OBJECT_ARRAY && old->via.array.size == 2
+    &&  old->via.array.ptr [0].type == MSGPACK_OBJECT_STR
+    &&  old->via.array.ptr [0].via.str.size == name->via.str.size
+    &&  memcmp (old->via.array.ptr [0].via.str.ptr, name->via.str.ptr, name->via.str.size) == 0
+    &&  old->via.array.ptr [1].type == MSGPACK_OBJECT_STR
+    &&  old->via.array.ptr [1].via.str.size == joined->via.str.size
+    &&  memcmp (old->via.array.ptr [1].via.str.ptr, joined->via.str.ptr, joined->via.str.size) == 0)
+        return 0;                       //  Changes nothing
+    ch->changed = true;
+    ch->name_changed = true;
+    return s_ally_store (ctx, ch->country, name->via.str.ptr, name->via.str.size,
+                         joined->via.str.ptr, joined->via.str.size);
+}
+
+//  Upsert: the required fields replace, an omitted optional field keeps
+//  its stored value (EVENTS.md, registry.partner)
+static int
+s_apply_partner (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change_t *ch)
+{
+    const msgpack_object *name = pb_msgpack_get (data, "name");
+    const msgpack_object *status = pb_msgpack_get (data, "status");
+    const msgpack_object *programmes = pb_msgpack_get (data, "programmes");
+    const msgpack_object *profile = pb_msgpack_get (data, "profile");
+    pb_registry_partner_t next, old;
+    memset (&next, 0, sizeof next);
+    if (!pb_apply_str (pb_msgpack_get (data, "country"), ch->country, sizeof ch->country)
+    ||  !name || name->type != MSGPACK_OBJECT_STR
+    ||  !s_bits (pb_msgpack_get (data, "frameworks"), s_frameworks, PB_FW_COUNT,
+                 &next.frameworks)
+    ||  !(pb_msgpack_str_eq (status, "active") || pb_msgpack_str_eq (status, "suspended")))
+        return pb_apply_poison (ctx, "registry.partner: a required field is unreadable");
+    bool exists = s_partner_load (ctx, ch->country, &old);
+    snprintf (next.country, sizeof next.country, "%s", ch->country);
+    next.name = name->via.str.ptr;
+    next.name_len = name->via.str.size;
+    next.active = pb_msgpack_str_eq (status, "active");
+    next.programmes = exists? old.programmes: 0;
+    next.has_profile = exists && old.has_profile;
+    next.profile = exists? old.profile: 0;
+    if (programmes
+    &&  !s_bits (programmes, s_programmes, PB_PROG_COUNT, &next.programmes))
+        return pb_apply_poison (ctx, "registry.partner: programmes unreadable");
+    if (profile) {
+        if (profile->type != MSGPACK_OBJECT_MAP)
+            return pb_apply_poison (ctx, "registry.partner: profile is not a map");
+        next.has_profile = true;
+        next.profile = 0;
+        for (int i = 0; i < PB_CONS_PRIORITY_AREA; i++) {
+            const msgpack_object *flag = pb_msgpack_get (profile, s_considerations [i]);
+            if (flag && flag->type == MSGPACK_OBJECT_BOOLEAN && flag->via.boolean)
+                next.profile |= 1u << i;
+        }
+    }
+    ch->is_new = !exists && !pb_registry_is_ally (ctx, ch->country);
+    ch->old_frameworks = exists? old.frameworks: 0;
+    ch->was_active = exists && old.active;
+    if (exists) {
+        ch->name_changed = old.name_len != next.name_len
+                        || memcmp (old.name, next.name, next.name_len) != 0;
+        ch->status_changed = old.active != next.active;
+        ch->frameworks_changed = old.frameworks != next.frameworks;
+        ch->programmes_changed = old.programmes != next.programmes;
+        ch->profile_changed = old.has_profile != next.has_profile
+                           || old.profile != next.profile;
+        ch->changed = ch->name_changed || ch->status_changed
+                   || ch->frameworks_changed || ch->programmes_changed
+                   || ch->profile_changed;
+    }
+    else {
+        ch->changed = true;
+        ch->frameworks_changed = true;
+        ch->programmes_changed = next.programmes != 0;
+        ch->profile_changed = next.has_profile;
+    }
+    return ch->changed? s_partner_store (ctx, &next): 0;
+}
+
+static int
+s_policy_store (pb_apply_t *ctx, const pb_registry_policy_t *policy)
+{
+    msgpack_packer *pk = pb_apply_put_begin (ctx);
+    msgpack_pack_array (pk, 4);
+    msgpack_pack_double (pk, policy->discard_below);
+    msgpack_pack_int64 (pk, policy->discard_min_feedbacks);
+    msgpack_pack_array (pk, PB_CONS_COUNT);
+    for (int i = 0; i < PB_CONS_COUNT; i++)
+        msgpack_pack_int64 (pk, policy->weights [i]);
+    msgpack_pack_int64 (pk, policy->expiry_notice_days);
+    return pb_apply_put_end (ctx, "reg/policy");
+}
+
+static bool
+s_int (const msgpack_object *obj, int64_t min, int64_t max, int64_t *value_p)
+{
+    if (obj && obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER && obj->via.u64 <= (uint64_t) max
+    &&  (int64_t) obj->via.u64 >= min) {
+        *value_p = (int64_t) obj->via.u64;
+        return true;
+    }
+    if (obj && obj->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+    &&  obj->via.i64 >= min && obj->via.i64 <= max) {
+        *value_p = obj->via.i64;
+        return true;
+    }
+    return false;
+}
+
+static int
+s_apply_policy (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change_t *ch)
+{
+    pb_registry_policy_t old, next;
+    pb_registry_policy (ctx, &old);
+    next = old;
+    const msgpack_object *below = pb_msgpack_get (data, "discard_below");
+    const msgpack_object *min_fb = pb_msgpack_get (data, "discard_min_feedbacks");
+    const msgpack_object *weights = pb_msgpack_get (data, "weights");
+    const msgpack_object *days = pb_msgpack_get (data, "expiry_notice_days");
+    if (below) {
+        int64_t whole;
+        if (below->type == MSGPACK_OBJECT_FLOAT64 || below->type == MSGPACK_OBJECT_FLOAT32)
+            next.discard_below = below->via.f64;
+        else
+        if (s_int (below, 0, 5, &whole))
+            next.discard_below = (double) whole;
+        else
+            return pb_apply_poison (ctx, "registry.policy: discard_below unreadable");
+        if (!isfinite (next.discard_below))
+            return pb_apply_poison (ctx, "registry.policy: discard_below not finite");
+    }
+    if (min_fb && !s_int (min_fb, 1, INT64_MAX, &next.discard_min_feedbacks))
+        return pb_apply_poison (ctx, "registry.policy: discard_min_feedbacks unreadable");
+    if (days && !s_int (days, 0, INT64_MAX, &next.expiry_notice_days))
+        return pb_apply_poison (ctx, "registry.policy: expiry_notice_days unreadable");
+    if (weights) {
+        int64_t sum = 0;
+        for (int i = 0; i < PB_CONS_COUNT; i++) {
+            if (!s_int (pb_msgpack_get (weights, s_considerations [i]), 0, 100,
+                        &next.weights [i]))
+                return pb_apply_poison (ctx, "registry.policy: weights unreadable");
+            sum += next.weights [i];
+        }
+        if (sum == 0)
+            return pb_apply_poison (ctx, "registry.policy: weights all 0");
+    }
+    ch->changed = memcmp (&old, &next, sizeof old) != 0;
+    return ch->changed? s_policy_store (ctx, &next): 0;
+}
+
+//  An adopted accession: the country is an Ally from this point of the log
+//  on, joined = effective (EVENTS.md, "Every worker")
+static int
+s_apply_accession (pb_apply_t *ctx, const msgpack_object *action,
+                   pb_registry_change_t *ch)
+{
+    const msgpack_object *effective = pb_msgpack_get (action, "effective");
+    if (!pb_apply_str (pb_msgpack_get (action, "country"), ch->country, sizeof ch->country)
+    ||  !effective || effective->type != MSGPACK_OBJECT_STR)
+        return pb_apply_poison (ctx, "accession: country or effective unreadable");
+    if (pb_registry_is_ally (ctx, ch->country))
+        return 0;
+    pb_registry_partner_t partner;
+    const char *name = ch->country;
+    size_t name_len = strlen (ch->country);
+    if (s_partner_load (ctx, ch->country, &partner)) {
+        name = partner.name;
+        name_len = partner.name_len;
+        ch->old_frameworks = partner.frameworks;
+        ch->was_active = partner.active;
+    }
+    ch->changed = true;
+    ch->became_ally = true;
+    return s_ally_store (ctx, ch->country, name, name_len,
+                         effective->via.str.ptr, effective->via.str.size);
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_registry_apply (pb_apply_t *ctx, const pb_envelope_t *event,
+                   pb_registry_change_t *change)
+{
+    assert (ctx && event && change);
+    memset (change, 0, sizeof *change);
+    const char *type = event->type;
+    size_t len = event->type_len;
+#define S_IS(text) (len == strlen (text) && memcmp (type, text, len) == 0)
+    if (S_IS ("registry.ally")) {
+        change->kind = PB_REGISTRY_ALLY;
+        return s_apply_ally (ctx, event->data, change);
+    }
+    if (S_IS ("registry.partner")) {
+        change->kind = PB_REGISTRY_PARTNER;
+        return s_apply_partner (ctx, event->data, change);
+    }
+    if (S_IS ("registry.policy")) {
+        change->kind = PB_REGISTRY_POLICY;
+        return s_apply_policy (ctx, event->data, change);
+    }
+    if (S_IS ("notify.nac.adopted")) {
+        const msgpack_object *action = pb_msgpack_get (event->data, "action");
+        if (pb_msgpack_str_eq (pb_msgpack_get (action, "kind"), "accession")) {
+            change->kind = PB_REGISTRY_ACCESSION;
+            return s_apply_accession (ctx, action, change);
+        }
+    }
+#undef S_IS
+    return 0;
+}
+
+bool
+pb_registry_is_ally (pb_apply_t *ctx, const char *country)
+{
+    char key [S_KEY_MAX];
+    if (!country || strlen (country) > 64)
+        return false;
+    snprintf (key, sizeof key, "reg/ally/%s", country);
+    return pb_apply_get (ctx, key, NULL) != NULL;
+}
+
+bool
+pb_registry_is_registered (pb_apply_t *ctx, const char *country)
+{
+    char key [S_KEY_MAX];
+    if (!country || strlen (country) > 64)
+        return false;
+    snprintf (key, sizeof key, "reg/partner/%s", country);
+    return pb_registry_is_ally (ctx, country) || pb_apply_get (ctx, key, NULL);
+}
+
+int
+pb_registry_partner (pb_apply_t *ctx, const char *country,
+                     pb_registry_partner_t *partner)
+{
+    assert (partner);
+    if (!country || strlen (country) > 64)
+        return PB_ENOTFOUND;
+    return s_partner_load (ctx, country, partner)? 0: PB_ENOTFOUND;
+}
+
+bool
+pb_registry_is_eligible (pb_apply_t *ctx, const char *country)
+{
+    pb_registry_partner_t partner;
+    return pb_registry_partner (ctx, country, &partner) == 0
+        && partner.active && !partner.is_ally
+        && !(partner.frameworks & PB_FW (PB_FW_DIALOGUE));
+}
+
+void
+pb_registry_policy (pb_apply_t *ctx, pb_registry_policy_t *policy)
+{
+    assert (policy);
+    memset (policy, 0, sizeof *policy);
+    policy->discard_below = 2.5;
+    policy->discard_min_feedbacks = 3;
+    for (int i = 0; i < PB_CONS_COUNT; i++)
+        policy->weights [i] = 1;
+    policy->expiry_notice_days = 90;
+    const msgpack_object *obj = pb_apply_load (ctx, "reg/policy");
+    if (!obj || obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 4)
+        return;
+    const msgpack_object *f = obj->via.array.ptr;
+    if (f [0].type == MSGPACK_OBJECT_FLOAT64 || f [0].type == MSGPACK_OBJECT_FLOAT32)
+        policy->discard_below = f [0].via.f64;
+    s_int (&f [1], 1, INT64_MAX, &policy->discard_min_feedbacks);
+    if (f [2].type == MSGPACK_OBJECT_ARRAY && f [2].via.array.size == PB_CONS_COUNT)
+        for (int i = 0; i < PB_CONS_COUNT; i++)
+            s_int (&f [2].via.array.ptr [i], 0, 100, &policy->weights [i]);
+    s_int (&f [3], 0, INT64_MAX, &policy->expiry_notice_days);
+}
+
+void
+pb_registry_test (bool verbose)
+{
+    printf (" * pb_registry: ");
+    printf ("OK\n");
+}

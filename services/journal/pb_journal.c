@@ -1,0 +1,992 @@
+/*  =========================================================================
+    pb_journal - the journal service: ingest, durable log, fanout, replay
+
+    The ingest path, in the order that makes invariant 1 hold:
+      1. drain what is already queued on ingest (never wait), up to
+         batch_max messages, into the preallocated entry array;
+      2. admit each one: frames, decode, authorization, data schema
+         (PROTOCOL.md's NAK table, first row wins);
+      3. ONE write transaction: idempotency lookup, append, index; then
+         ONE commit with LMDB's full sync (pb_log_commit);
+      4. only then answer every message, in arrival order (a NAK never
+         overtakes an earlier ACK), and
+      5. fan the appended events out in seq order.
+    A crash before 3 completes loses only unanswered messages (producers
+    resend); a crash after it loses nothing, since resends are answered
+    from the index with the original seq.
+    =========================================================================
+*/
+#include "pb_journal_internal.h"
+
+#include "pb_catalogue.h"
+#include "pb_msgpack.h"
+#include "pb_crash.h"
+#include "pb_sock.h"
+
+//  Bytes of envelopes one batch may hold: bounds the transaction's dirty
+//  pages (LMDB refuses past ~512 MiB) whatever batch_max says
+#define S_BATCH_BYTES (64 * 1024 * 1024)
+#define S_STATS_INTERVAL 1000           //  ms between aggregated warnings
+
+int64_t
+pb_journal_clock (pb_journal_t *self)
+{
+    if (self->cfg->clock_fn)
+        return self->cfg->clock_fn (self->cfg->clock_arg);
+    return zclock_time ();
+}
+
+//  --------------------------------------------------------------------------
+//  Admission: PROTOCOL.md's table up to bad_data, before any transaction
+
+//  'unauthorized': sys. and ops. types come from nobody on ingest; a
+//  notification only from its owner; and an owner's src (journal, ops,
+//  a worker) publishes nothing but its own types, so that no producer can
+//  take ids in a namespace the journal or a worker derives ids in.
+static pb_nak_t
+s_authorize (pb_journal_t *self, const pb_envelope_t *env, char *error)
+{
+    const char *owner = pb_catalogue_owner (env->type_index);
+    if (owner && (streq (owner, "journal") || streq (owner, "ops"))) {
+        snprintf (error, PB_JOURNAL_ERROR_MAX, "type: %s is not accepted on ingest",
+                  pb_catalogue_name (env->type_index));
+        return PB_NAK_UNAUTHORIZED;
+    }
+    if (owner && (strlen (owner) != env->src_len
+              ||  memcmp (owner, env->src, env->src_len) != 0)) {
+        snprintf (error, PB_JOURNAL_ERROR_MAX, "src: %s may only come from src '%s'",
+                  pb_catalogue_name (env->type_index), owner);
+        return PB_NAK_UNAUTHORIZED;
+    }
+    for (int i = 0; !owner && i < self->owner_count; i++)
+        if (self->owner_lens [i] == env->src_len
+        &&  memcmp (self->owners [i], env->src, env->src_len) == 0) {
+            snprintf (error, PB_JOURNAL_ERROR_MAX,
+                      "src: '%s' is reserved for its own event types", self->owners [i]);
+            return PB_NAK_UNAUTHORIZED;
+        }
+    return PB_NAK_NONE;
+}
+
+static void
+s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
+{
+    entry->result = PB_JOURNAL_REFUSED;
+    if (entry->frames != 2) {
+        entry->nak = PB_NAK_BAD_FRAMES;
+        snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                  "frames: got %d, want 2 (type, envelope)", entry->frames);
+        return;
+    }
+    entry->nak = pb_envelope_decode (
+        (const char *) zmq_msg_data (&entry->type), zmq_msg_size (&entry->type),
+        zmq_msg_data (&entry->body), zmq_msg_size (&entry->body),
+        PB_ENVELOPE_INGEST, &self->limits, &entry->envelope,
+        entry->error, PB_JOURNAL_ERROR_MAX);
+    if (entry->nak == PB_NAK_NONE && entry->origin == PB_JOURNAL_FROM_INGEST)
+        entry->nak = s_authorize (self, entry->envelope, entry->error);
+    if (entry->nak == PB_NAK_NONE)
+        entry->nak = pb_envelope_validate_data (entry->envelope, entry->error,
+                                                PB_JOURNAL_ERROR_MAX);
+    if (entry->nak == PB_NAK_NONE) {
+        pb_log_digest (entry->envelope->bytes, entry->envelope->size, entry->digest);
+        entry->result = PB_JOURNAL_APPENDED;     //  Provisional: the txn decides
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The transaction
+
+static void
+s_free_stored (pb_journal_t *self)
+{
+    for (size_t i = 0; i < self->entry_count; i++) {
+        free (self->entries [i].stored);
+        self->entries [i].stored = NULL;
+    }
+}
+
+//  One attempt: lookups and appends of every admitted entry, then the
+//  commit. Returns a pb_log code.
+static int
+s_txn_attempt (pb_journal_t *self)
+{
+    int rc = pb_log_begin (self->log);
+    int64_t ts = pb_journal_clock (self);
+    for (size_t i = 0; i < self->entry_count && rc == 0; i++) {
+        pb_journal_entry_t *entry = &self->entries [i];
+        if (entry->result == PB_JOURNAL_REFUSED)
+            continue;
+        const pb_envelope_t *env = entry->envelope;
+        pb_log_key_t key = { env->src, env->src_len, env->id, env->id_len };
+        entry->result = PB_JOURNAL_APPENDED;
+        entry->seq = pb_log_next_seq (self->log);
+        rc = pb_envelope_encode_stored (env, entry->seq, ts, &entry->stored,
+                                        &entry->stored_size);
+        uint64_t seq = 0;
+        uint8_t digest [PB_LOG_DIGEST_SIZE];
+        if (rc == 0)
+            rc = pb_log_append (self->log, &key, entry->digest, env->type, env->type_len,
+                                entry->stored, entry->stored_size, &seq, digest);
+        if (rc == PB_LOG_EXISTS) {
+            //  Seen before, possibly earlier in this very batch
+            bool same = memcmp (digest, entry->digest, PB_LOG_DIGEST_SIZE) == 0;
+            entry->result = same? PB_JOURNAL_DUPLICATE: PB_JOURNAL_CONFLICT;
+            entry->seq = seq;
+            free (entry->stored);
+            entry->stored = NULL;
+            rc = 0;
+            continue;
+        }
+        if (rc == 0 && entry->origin != PB_JOURNAL_FROM_INGEST)
+            rc = pb_log_set_now (self->log, entry->tick_now);
+    }
+    if (rc == 0)
+        rc = pb_log_commit (self->log);
+    else
+        pb_log_abort (self->log);
+    return rc;
+}
+
+//  Run the transaction, growing the map as often as needed. Returns 0,
+//  PB_LOG_NOSPC or PB_LOG_AT_MAX (answer 'unavailable'), or a fatal code.
+static int
+s_txn_run (pb_journal_t *self)
+{
+    bool any = false;
+    for (size_t i = 0; i < self->entry_count; i++)
+        any |= self->entries [i].result != PB_JOURNAL_REFUSED;
+    if (!any)
+        return 0;                       //  Nothing to write, nothing to sync
+    int rc;
+    while ((rc = s_txn_attempt (self)) == PB_LOG_FULL) {
+        s_free_stored (self);
+        rc = pb_log_grow (self->log);   //  No transaction is active here
+        if (rc)
+            break;
+    }
+    if (rc == PB_LOG_AT_MAX) {
+        zsys_error ("journal: log map is at map_max=%" PRId64 ", refusing events",
+                    self->cfg->map_max);
+    }
+    if (rc == PB_LOG_NOSPC || rc == PB_LOG_AT_MAX) {
+        //  Nothing of the batch is stored: what it would have appended is
+        //  'unavailable'; resends of older events are still good ACKs
+        uint64_t head = pb_log_head (self->log);
+        for (size_t i = 0; i < self->entry_count; i++) {
+            pb_journal_entry_t *entry = &self->entries [i];
+            if (entry->result != PB_JOURNAL_REFUSED
+            &&  (entry->result == PB_JOURNAL_APPENDED || entry->seq > head)) {
+                entry->result = PB_JOURNAL_REFUSED;
+                entry->nak = PB_NAK_UNAVAILABLE;
+                snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                          "journal: cannot store now (%s), send again later",
+                          pb_log_strerror (rc));
+            }
+        }
+        s_free_stored (self);
+    }
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Answers and fanout, after the commit
+
+static void
+s_answer_ingest (pb_journal_t *self, pb_journal_entry_t *entry)
+{
+    uint8_t map [PB_WIRE_REPLY_MAX];
+    size_t size = 0;
+    const pb_envelope_t *env = entry->envelope;
+    const char *command = "ACK";
+    int rc;
+    if (entry->result == PB_JOURNAL_APPENDED || entry->result == PB_JOURNAL_DUPLICATE)
+        rc = pb_wire_ack_encode (env->id, env->id_len, entry->seq, map, sizeof map, &size);
+    else {
+        if (entry->result == PB_JOURNAL_CONFLICT) {
+            entry->nak = PB_NAK_ID_CONFLICT;
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "id: already used by this src for another envelope (seq %" PRIu64 ")",
+                      entry->seq);
+        }
+        command = "NAK";
+        self->naks [entry->nak]++;
+        rc = pb_wire_nak_encode (env? env->id: NULL, env? env->id_len: 0, entry->nak,
+                                 entry->error, map, sizeof map, &size);
+    }
+    assert (rc == 0);
+    if (self->verbose)
+        zsys_debug ("journal: %s id=%.*s seq=%" PRIu64 " code=%s", command,
+                    env? (int) env->id_len: 0, env? env->id: "", entry->seq,
+                    command [0] == 'N'? pb_nak_code (entry->nak): "");
+    //  ROUTER drops what it cannot deliver: a producer that went away or
+    //  stopped reading resends, and the index answers it then
+    void *socket = self->ingest_handle;
+    zmq_send (socket, zmq_msg_data (&entry->identity), zmq_msg_size (&entry->identity),
+              ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (socket, command, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (socket, map, size, ZMQ_DONTWAIT);
+}
+
+static void
+s_answer_control (pb_journal_t *self, pb_journal_entry_t *entry)
+{
+    const void *identity = zmq_msg_data (&entry->identity);
+    size_t identity_size = zmq_msg_size (&entry->identity);
+    if (entry->result == PB_JOURNAL_APPENDED || entry->result == PB_JOURNAL_DUPLICATE) {
+        uint8_t map [PB_WIRE_REPLY_MAX];
+        size_t size = 0;
+        int rc = pb_wire_ticked_encode (entry->seq, entry->tick_now, map, sizeof map, &size);
+        assert (rc == 0);
+        pb_journal_send_reply (self, identity, identity_size, PB_WIRE_TICKED, map, size);
+    }
+    else {
+        pb_wire_refusal_t code = entry->nak == PB_NAK_UNAVAILABLE
+                               ? PB_WIRE_UNAVAILABLE: PB_WIRE_BAD_REQUEST;
+        if (entry->result == PB_JOURNAL_CONFLICT)
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "TICK.now: a different tick already has this id");
+        pb_journal_send_error (self, identity, identity_size, code, entry->error);
+    }
+}
+
+static void
+s_fanout (pb_journal_t *self)
+{
+    bool first = true;
+    for (size_t i = 0; i < self->entry_count; i++) {
+        pb_journal_entry_t *entry = &self->entries [i];
+        if (entry->result != PB_JOURNAL_APPENDED)
+            continue;
+        if (!first)
+            PB_CRASH_POINT ("mid_fanout");
+        first = false;
+        //  PUB never blocks: a slow subscriber loses messages at its
+        //  high-water mark and fills the gap from replay
+        zmq_send (self->fanout_handle, entry->envelope->type, entry->envelope->type_len,
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send (self->fanout_handle, entry->stored, entry->stored_size, ZMQ_DONTWAIT);
+    }
+}
+
+//  Release what the batch held, ready for the next one
+static void
+s_batch_reset (pb_journal_t *self)
+{
+    for (size_t i = 0; i < self->entry_count; i++) {
+        pb_journal_entry_t *entry = &self->entries [i];
+        pb_envelope_destroy (&entry->envelope);
+        free (entry->stored);
+        entry->stored = NULL;
+        //  Close and re-init: releases large bodies now, not at reuse
+        zmq_msg_close (&entry->identity);
+        zmq_msg_close (&entry->type);
+        zmq_msg_close (&entry->body);
+        zmq_msg_init (&entry->identity);
+        zmq_msg_init (&entry->type);
+        zmq_msg_init (&entry->body);
+    }
+    self->entry_count = 0;
+}
+
+//  Admit, store, answer, fan out the entries in hand. Returns 0, or -1
+//  after a fatal log error: nothing of the batch is answered then.
+static int
+s_batch_run (pb_journal_t *self)
+{
+    for (size_t i = 0; i < self->entry_count; i++)
+        s_admit (self, &self->entries [i]);
+    int rc = s_txn_run (self);
+    if (rc && rc != PB_LOG_NOSPC && rc != PB_LOG_AT_MAX) {
+        zsys_error ("journal: stopping on a log failure, nothing of the batch "
+                    "is acknowledged error=%s", pb_log_strerror (rc));
+        self->exit_rc = rc;
+        s_batch_reset (self);
+        return -1;
+    }
+    bool appended = false;
+    for (size_t i = 0; i < self->entry_count; i++)
+        appended |= self->entries [i].result == PB_JOURNAL_APPENDED;
+    if (appended)
+        PB_CRASH_POINT ("after_commit");        //  Durable, nothing answered
+    for (size_t i = 0; i < self->entry_count; i++) {
+        pb_journal_entry_t *entry = &self->entries [i];
+        if (entry->result == PB_JOURNAL_APPENDED)
+            self->appended++;
+        else
+        if (entry->result == PB_JOURNAL_DUPLICATE)
+            self->duplicates++;
+        if (entry->origin == PB_JOURNAL_FROM_INGEST)
+            s_answer_ingest (self, entry);
+        else
+        if (entry->origin == PB_JOURNAL_FROM_CONTROL)
+            s_answer_control (self, entry);
+    }
+    if (appended)
+        PB_CRASH_POINT ("after_ack");           //  Answered, not fanned out
+    s_fanout (self);
+    self->batches++;
+    self->messages += self->entry_count;
+    s_batch_reset (self);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Ingest reader
+
+//  Receive one multipart message into 'entry': identity, then the frames
+//  a producer sent. Returns 0, or -1 when nothing is waiting.
+static int
+s_receive (pb_journal_t *self, pb_journal_entry_t *entry, size_t *bytes)
+{
+    if (zmq_msg_recv (&entry->identity, self->ingest_handle, ZMQ_DONTWAIT) == -1)
+        return -1;
+    entry->origin = PB_JOURNAL_FROM_INGEST;
+    entry->frames = 0;
+    entry->seq = 0;
+    while (zmq_msg_more (&entry->identity) || entry->frames > 0) {
+        zmq_msg_t *part = entry->frames == 0? &entry->type
+                        : entry->frames == 1? &entry->body: NULL;
+        zmq_msg_t extra;
+        if (!part) {
+            zmq_msg_init (&extra);
+            part = &extra;
+        }
+        //  The rest of a multipart message is already here: this never waits
+        int rc = zmq_msg_recv (part, self->ingest_handle, ZMQ_DONTWAIT);
+        bool more = rc != -1 && zmq_msg_more (part);
+        if (rc != -1)
+            *bytes += zmq_msg_size (part);
+        if (part == &extra)
+            zmq_msg_close (&extra);
+        if (rc == -1)
+            break;
+        entry->frames++;
+        if (!more)
+            break;
+    }
+    return 0;
+}
+
+static int
+s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    //  Group commit: take what is already queued, up to the bounds, so
+    //  that one sync covers many producers; never wait for more
+    size_t bytes = 0;
+    while (self->entry_count < (size_t) self->cfg->batch_max && bytes < S_BATCH_BYTES) {
+        if (s_receive (self, &self->entries [self->entry_count], &bytes))
+            break;
+        self->entry_count++;
+    }
+    if (self->entry_count == 0)
+        return 0;
+    return s_batch_run (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Ticks
+
+int
+pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity)
+{
+    assert (self->entry_count == 0);    //  Never inside an ingest batch
+    pb_journal_entry_t *entry = &self->entries [0];
+    entry->origin = identity? PB_JOURNAL_FROM_CONTROL: PB_JOURNAL_FROM_TICK;
+    entry->frames = 2;
+    entry->tick_now = now;
+    entry->seq = 0;
+    if (identity)
+        zmq_msg_copy (&entry->identity, identity);
+    //  The id derives from now, so the same tick twice is one event
+    char id [32];
+    snprintf (id, sizeof id, "tick-%" PRId64, now);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&packer, 4);
+    msgpack_pack_str_with_body (&packer, "id", 2);
+    msgpack_pack_str_with_body (&packer, id, strlen (id));
+    msgpack_pack_str_with_body (&packer, "src", 3);
+    msgpack_pack_str_with_body (&packer, "journal", 7);
+    msgpack_pack_str_with_body (&packer, "type", 4);
+    msgpack_pack_str_with_body (&packer, "sys.tick", 8);
+    msgpack_pack_str_with_body (&packer, "data", 4);
+    msgpack_pack_map (&packer, 1);
+    msgpack_pack_str_with_body (&packer, "now", 3);
+    msgpack_pack_int64 (&packer, now);
+    zmq_msg_close (&entry->type);
+    zmq_msg_init_size (&entry->type, 8);
+    memcpy (zmq_msg_data (&entry->type), "sys.tick", 8);
+    zmq_msg_close (&entry->body);
+    zmq_msg_init_size (&entry->body, buffer.size);
+    memcpy (zmq_msg_data (&entry->body), buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    self->entry_count = 1;
+    return s_batch_run (self);
+}
+
+static int
+s_on_tick_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    int64_t now = pb_journal_clock (self);
+    if (now <= pb_log_now (self->log)) {
+        //  Log time never goes backwards, and a tick never repeats a now:
+        //  wait for the clock to pass it
+        if (!self->tick_skipped && now < pb_log_now (self->log))
+            zsys_warning ("journal: clock is behind log time, ticks paused "
+                          "clock=%" PRId64 " log_time=%" PRId64, now, pb_log_now (self->log));
+        self->tick_skipped = now < pb_log_now (self->log);
+        return 0;
+    }
+    self->tick_skipped = false;
+    return pb_journal_tick (self, now, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  Other timers and the pipe
+
+static int
+s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    uint8_t map [PB_WIRE_REPLY_MAX];
+    size_t size = 0;
+    int rc = pb_wire_heartbeat_encode (pb_log_head (self->log), pb_journal_clock (self),
+                                       map, sizeof map, &size);
+    assert (rc == 0);
+    zmq_send (self->fanout_handle, "sys.heartbeat", 13, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (self->fanout_handle, map, size, ZMQ_DONTWAIT);
+    return 0;
+}
+
+static int
+s_on_reader_check (zloop_t *loop, int timer_id, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    int rc = pb_log_reader_check (self->log);
+    return rc == PB_LOG_CORRUPT? (self->exit_rc = rc, -1): 0;
+}
+
+//  Warnings aggregated once a second: counts by code, never per message
+static int
+s_on_stats (zloop_t *loop, int timer_id, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    char line [512] = "";
+    size_t used = 0;
+    uint64_t total = 0;
+    for (int code = PB_NAK_NONE + 1; code < PB_NAK_COUNT; code++)
+        if (self->naks [code] && used < sizeof line) {
+            used += snprintf (line + used, sizeof line - used, " %s=%" PRIu64,
+                              pb_nak_code ((pb_nak_t) code), self->naks [code]);
+            total += self->naks [code];
+        }
+    for (int code = PB_WIRE_REFUSAL_NONE + 1; code < PB_WIRE_REFUSAL_COUNT; code++)
+        if (self->errors [code] && used < sizeof line) {
+            used += snprintf (line + used, sizeof line - used, " error.%s=%" PRIu64,
+                              pb_wire_refusal_code ((pb_wire_refusal_t) code),
+                              self->errors [code]);
+            total += self->errors [code];
+        }
+    if (total)
+        zsys_warning ("journal: refused in the last second count=%" PRIu64 "%s", total, line);
+    if (++self->stats_turns % 10 == 0)
+        zsys_info ("journal: stats head=%" PRIu64 " appended=%" PRIu64 " duplicates=%"
+                   PRIu64 " batches=%" PRIu64 " mean_batch=%.1f replays=%zu",
+                   pb_log_head (self->log), self->appended, self->duplicates,
+                   self->batches, self->batches? (double) self->messages / self->batches: 0.0,
+                   zlistx_size (self->sessions));
+    memset (self->naks, 0, sizeof self->naks);
+    memset (self->errors, 0, sizeof self->errors);
+    pb_journal_replay_expire (self);
+    return 0;
+}
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return -1;                      //  Interrupted
+    char *command = zmsg_popstr (msg);
+    int rc = 0;
+    if (command && streq (command, "$TERM"))
+        rc = -1;
+    else
+    if (command && streq (command, "VERBOSE"))
+        self->verbose = true;
+    else
+        zsys_warning ("journal: unknown pipe command=%s", command? command: "");
+    zstr_free (&command);
+    zmsg_destroy (&msg);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Lifecycle
+
+static void
+s_journal_destroy (pb_journal_t **self_p)
+{
+    pb_journal_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->entries) {
+        s_batch_reset (self);
+        for (int64_t i = 0; i <= self->cfg->batch_max; i++) {
+            zmq_msg_close (&self->entries [i].identity);
+            zmq_msg_close (&self->entries [i].type);
+            zmq_msg_close (&self->entries [i].body);
+            free (self->entries [i].error);
+        }
+        free (self->entries);
+    }
+    pb_journal_replay_stop (self);
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->ingest);
+    zsock_destroy (&self->fanout);
+    zsock_destroy (&self->replay);
+    pb_log_destroy (&self->log);
+    free (self);
+    *self_p = NULL;
+}
+
+static zsock_t *
+s_bind (pb_journal_t *self, int type, const char *name, const char *endpoint)
+{
+    pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
+    opts.maxmsgsize = self->cfg->max_msg_size;
+    zsock_t *sock = pb_sock_new (type, endpoint, &opts);
+    if (sock)
+        zsys_notice ("journal: bound %s=%s", name, zsock_endpoint (sock));
+    return sock;
+}
+
+static int
+s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_p)
+{
+    pb_journal_t *self = (pb_journal_t *) zmalloc (sizeof (pb_journal_t));
+    assert (self);
+    self->cfg = cfg;
+    self->pipe = pipe;
+    self->verbose = cfg->verbose;
+    self->manual = streq (cfg->clock, "manual");
+    self->pump_timer = -1;
+    self->limits = (pb_limits_t) { (size_t) cfg->max_envelope, (uint32_t) cfg->max_depth,
+                                   (uint32_t) cfg->max_container, (uint32_t) cfg->max_string };
+    //  The srcs reserved for their own types, from the catalogue
+    for (int index = 0; index < pb_catalogue_count (); index++) {
+        const char *owner = pb_catalogue_owner (index);
+        bool known = !owner;
+        for (int i = 0; i < self->owner_count && !known; i++)
+            known = streq (self->owners [i], owner);
+        if (!known && self->owner_count < 8) {
+            self->owners [self->owner_count] = owner;
+            self->owner_lens [self->owner_count++] = strlen (owner);
+        }
+    }
+    self->entries = (pb_journal_entry_t *) calloc ((size_t) cfg->batch_max + 1,
+                                                   sizeof (pb_journal_entry_t));
+    assert (self->entries);
+    for (int64_t i = 0; i <= cfg->batch_max; i++) {
+        zmq_msg_init (&self->entries [i].identity);
+        zmq_msg_init (&self->entries [i].type);
+        zmq_msg_init (&self->entries [i].body);
+        self->entries [i].error = (char *) malloc (PB_JOURNAL_ERROR_MAX);
+        assert (self->entries [i].error);
+    }
+    int rc = pb_log_open (cfg->data_dir, (uint64_t) cfg->map_size,
+                          (uint64_t) cfg->map_max, &self->log);
+    if (rc == 0) {
+        self->ingest = s_bind (self, ZMQ_ROUTER, "ingest", cfg->ingest);
+        self->fanout = s_bind (self, ZMQ_PUB, "fanout", cfg->fanout);
+        self->replay = s_bind (self, ZMQ_ROUTER, "replay", cfg->replay);
+        if (!self->ingest || !self->fanout || !self->replay)
+            rc = PB_EIO;
+    }
+    if (rc == 0) {
+        self->ingest_handle = zsock_resolve (self->ingest);
+        self->fanout_handle = zsock_resolve (self->fanout);
+        self->replay_handle = zsock_resolve (self->replay);
+        self->loop = zloop_new ();
+        assert (self->loop);
+        rc = pb_journal_replay_start (self);
+    }
+    if (rc == 0) {
+        zsys_notice ("journal: started data_dir=%s head=%" PRIu64 " log_time=%" PRId64
+                     " clock=%s", cfg->data_dir, pb_log_head (self->log),
+                     pb_log_now (self->log), cfg->clock);
+        *self_p = self;
+    }
+    else {
+        zsys_error ("journal: cannot start error=%s", pb_journal_strerror (rc));
+        s_journal_destroy (&self);
+    }
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_journal_actor (zsock_t *pipe, void *args)
+{
+    const pb_journal_cfg_t *cfg = (const pb_journal_cfg_t *) args;
+    assert (cfg);
+    pb_journal_t *self = NULL;
+    int rc = s_journal_open (cfg, pipe, &self);
+    zsock_signal (pipe, 0);             //  zactor handshake, always first
+    zsock_send (pipe, "i", rc);         //  Startup status
+    if (rc == 0) {
+        zloop_reader (self->loop, pipe, s_on_pipe, self);
+        zloop_reader (self->loop, self->ingest, s_on_ingest, self);
+        zloop_reader (self->loop, self->replay, pb_journal_on_replay, self);
+        if (!self->manual)
+            zloop_timer (self->loop, (size_t) cfg->tick_interval, 0, s_on_tick_timer, self);
+        zloop_timer (self->loop, (size_t) cfg->heartbeat_interval, 0, s_on_heartbeat, self);
+        zloop_timer (self->loop, (size_t) cfg->reader_check_interval, 0,
+                     s_on_reader_check, self);
+        zloop_timer (self->loop, S_STATS_INTERVAL, 0, s_on_stats, self);
+        zloop_start (self->loop);       //  Ends on $TERM, a signal, or -1
+        rc = self->exit_rc;
+        zsys_notice ("journal: stopped head=%" PRIu64 " appended=%" PRIu64
+                     " duplicates=%" PRIu64 " batches=%" PRIu64 " rc=%d",
+                     pb_log_head (self->log), self->appended, self->duplicates,
+                     self->batches, rc);
+    }
+    s_journal_destroy (&self);
+    zsock_send (pipe, "i", rc);         //  Exit status
+}
+
+//  --------------------------------------------------------------------------
+
+const char *
+pb_journal_strerror (int rc)
+{
+    return pb_log_strerror (rc);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: the actor on inproc:// with a temporary log, driven the way
+//  producers, subscribers and operators drive it
+
+static int64_t
+s_test_clock (void *arg)
+{
+    return *(int64_t *) arg;
+}
+
+//  A nac.position envelope; 'reason' varies the bytes for id_conflict
+static zmsg_t *
+s_test_event (const char *id, const char *src, const char *reason)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    msgpack_pack_str_with_body (&pk, "id", 2);
+    msgpack_pack_str_with_body (&pk, id, strlen (id));
+    msgpack_pack_str_with_body (&pk, "src", 3);
+    msgpack_pack_str_with_body (&pk, src, strlen (src));
+    msgpack_pack_str_with_body (&pk, "type", 4);
+    msgpack_pack_str_with_body (&pk, "nac.position", 12);
+    msgpack_pack_str_with_body (&pk, "data", 4);
+    msgpack_pack_map (&pk, 4);
+    msgpack_pack_str_with_body (&pk, "proposal", 8);
+    msgpack_pack_str_with_body (&pk, "p-1", 3);
+    msgpack_pack_str_with_body (&pk, "ally", 4);
+    msgpack_pack_str_with_body (&pk, "FRA", 3);
+    msgpack_pack_str_with_body (&pk, "position", 8);
+    msgpack_pack_str_with_body (&pk, "concur", 6);
+    msgpack_pack_str_with_body (&pk, "reason", 6);
+    msgpack_pack_str_with_body (&pk, reason, strlen (reason));
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "nac.position");
+    zmsg_addmem (msg, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return msg;
+}
+
+//  Receive one ingest reply; returns the seq of an ACK, or 0 for a NAK
+//  whose code is copied to 'code'
+static uint64_t
+s_test_reply (zsock_t *producer, char *code)
+{
+    zmsg_t *reply = zmsg_recv (producer);
+    assert (reply && zmsg_size (reply) == 2);
+    char *command = zmsg_popstr (reply);
+    zframe_t *map = zmsg_first (reply);
+    uint64_t seq = 0;
+    if (streq (command, "ACK")) {
+        pb_wire_ack_t ack;
+        int rc = pb_wire_ack_decode (zframe_data (map), zframe_size (map), &ack, NULL, 0);
+        assert (rc == 0);
+        seq = ack.seq;
+    }
+    else {
+        assert (streq (command, "NAK"));
+        pb_wire_nak_t nak;
+        int rc = pb_wire_nak_decode (zframe_data (map), zframe_size (map), &nak, NULL, 0);
+        assert (rc == 0);
+        strcpy (code, pb_nak_code (nak.code));
+    }
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    return seq;
+}
+
+//  Send a control command with an optional map, return the reply
+static zmsg_t *
+s_test_control (zsock_t *control, const char *command, const uint8_t *map, size_t size)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, command);
+    if (map)
+        zmsg_addmem (msg, map, size);
+    zmsg_send (&msg, control);
+    zmsg_t *reply = zmsg_recv (control);
+    assert (reply);
+    return reply;
+}
+
+static void
+s_test_run_clock_auto (const pb_journal_cfg_t *base, bool verbose)
+{
+    pb_journal_cfg_t cfg = *base;
+    strcpy (cfg.clock, "auto");
+    strcpy (cfg.ingest, "inproc://pb_journal_test_ingest_3");
+    strcpy (cfg.fanout, "inproc://pb_journal_test_fanout_3");
+    strcpy (cfg.replay, "inproc://pb_journal_test_replay_3");
+    cfg.tick_interval = 10;
+    //  A fixed fake clock past the log time of the manual ticks: exactly one
+    //  tick, since a tick never repeats a now
+    int64_t now = 1735689601000;
+    cfg.clock_arg = &now;
+    zactor_t *journal = zactor_new (pb_journal_actor, &cfg);
+    int rc = -1;
+    zsock_recv (journal, "i", &rc);
+    assert (rc == 0);
+    zsock_t *subscriber = pb_sock_new (ZMQ_SUB, ">inproc://pb_journal_test_fanout_3", NULL);
+    assert (subscriber);
+    zsock_set_subscribe (subscriber, "sys.tick");
+    zsock_set_rcvtimeo (subscriber, 2000);
+    zmsg_t *msg = zmsg_recv (subscriber);
+    assert (msg && zmsg_size (msg) == 2);
+    pb_envelope_t *env = NULL;
+    pb_limits_t limits = PB_LIMITS_DEFAULTS;
+    zframe_t *body = zmsg_last (msg);
+    pb_nak_t nak = pb_envelope_decode (NULL, 0, zframe_data (body), zframe_size (body),
+                                       PB_ENVELOPE_STORED, &limits, &env, NULL, 0);
+    assert (nak == PB_NAK_NONE);
+    int64_t tick_now = 0;
+    bool ok = pb_msgpack_int (pb_msgpack_get (env->data, "now"), &tick_now);
+    assert (ok && tick_now == now);
+    pb_envelope_destroy (&env);
+    zmsg_destroy (&msg);
+    zsock_set_rcvtimeo (subscriber, 100);
+    msg = zmsg_recv (subscriber);
+    assert (msg == NULL);
+    zsock_destroy (&subscriber);
+    zactor_destroy (&journal);
+}
+
+void
+pb_journal_test (bool verbose)
+{
+    printf (" * pb_journal: ");
+    char path [] = "/tmp/pb_journal_test.XXXXXX";
+    assert (mkdtemp (path));
+    pb_journal_cfg_t cfg;
+    char *argv [] = { "pb_journal_test", "--clock", "manual", "--replay-batch", "2",
+                      "--ingest", "inproc://pb_journal_test_ingest",
+                      "--fanout", "inproc://pb_journal_test_fanout",
+                      "--replay", "inproc://pb_journal_test_replay",
+                      "--map-size", "1M", NULL };
+    int rc = pb_journal_cfg_load (&cfg, 13, argv);
+    assert (rc == 0);
+    snprintf (cfg.data_dir, sizeof cfg.data_dir, "%s", path);
+    cfg.verbose = verbose;
+    cfg.clock_fn = s_test_clock;
+    int64_t wall = 1800000000000;
+    cfg.clock_arg = &wall;
+
+    zactor_t *journal = zactor_new (pb_journal_actor, &cfg);
+    rc = -1;
+    zsock_recv (journal, "i", &rc);
+    assert (rc == 0);
+    zsock_t *producer = pb_sock_new (ZMQ_DEALER, ">inproc://pb_journal_test_ingest", NULL);
+    zsock_t *subscriber = pb_sock_new (ZMQ_SUB, ">inproc://pb_journal_test_fanout", NULL);
+    zsock_t *control = pb_sock_new (ZMQ_DEALER, ">inproc://pb_journal_test_replay", NULL);
+    assert (producer && subscriber && control);
+    zsock_set_subscribe (subscriber, "");
+    zsock_set_rcvtimeo (subscriber, 2000);
+    zsock_set_rcvtimeo (producer, 5000);
+    zsock_set_rcvtimeo (control, 5000);
+
+    //  Publish, ACK, and the same event on fanout with seq and ts
+    zmsg_t *msg = s_test_event ("e-1", "test", "first");
+    zmsg_send (&msg, producer);
+    char code [32] = "";
+    assert (s_test_reply (producer, code) == 1);
+    msg = zmsg_recv (subscriber);
+    assert (msg && zmsg_size (msg) == 2);
+    char *type = zmsg_popstr (msg);
+    assert (streq (type, "nac.position"));
+    zstr_free (&type);
+    zmsg_destroy (&msg);
+
+    //  Pipelined: replies in arrival order, NAKs included; a resend is
+    //  ACKed with its first seq; another envelope under the same id is
+    //  id_conflict; two frames or nothing else
+    msg = s_test_event ("e-2", "test", "second");
+    zmsg_send (&msg, producer);
+    msg = s_test_event ("e-1", "test", "first");
+    zmsg_send (&msg, producer);
+    msg = s_test_event ("e-1", "test", "changed");
+    zmsg_send (&msg, producer);
+    zstr_send (producer, "lonely");
+    msg = s_test_event ("e-3", "nac", "a worker's src");
+    zmsg_send (&msg, producer);
+    msg = s_test_event ("e-3", "test", "third");
+    zmsg_send (&msg, producer);
+    msg = s_test_event ("e-3", "test", "third");       //  Same batch, same event
+    zmsg_send (&msg, producer);
+    assert (s_test_reply (producer, code) == 2);
+    assert (s_test_reply (producer, code) == 1);
+    assert (s_test_reply (producer, code) == 0 && streq (code, "id_conflict"));
+    assert (s_test_reply (producer, code) == 0 && streq (code, "bad_frames"));
+    assert (s_test_reply (producer, code) == 0 && streq (code, "unauthorized"));
+    assert (s_test_reply (producer, code) == 3);
+    assert (s_test_reply (producer, code) == 3);
+
+    //  Control: TICK (manual clock), a repeat, backwards, STATUS
+    uint8_t map [PB_WIRE_REQUEST_MAX];
+    size_t size = 0;
+    rc = pb_wire_tick_encode (1735689600000, map, sizeof map, &size);
+    assert (rc == 0);
+    zmsg_t *reply = s_test_control (control, "TICK", map, size);
+    char *command = zmsg_popstr (reply);
+    assert (streq (command, "TICKED"));
+    uint64_t seq = 0;
+    int64_t now = 0;
+    rc = pb_wire_ticked_decode (zframe_data (zmsg_first (reply)), zframe_size (zmsg_first (reply)),
+                                &seq, &now, NULL, 0);
+    assert (rc == 0 && seq == 4 && now == 1735689600000);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    reply = s_test_control (control, "TICK", map, size);
+    command = zmsg_popstr (reply);
+    rc = pb_wire_ticked_decode (zframe_data (zmsg_first (reply)), zframe_size (zmsg_first (reply)),
+                                &seq, &now, NULL, 0);
+    assert (streq (command, "TICKED") && rc == 0 && seq == 4);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    rc = pb_wire_tick_encode (1000, map, sizeof map, &size);
+    assert (rc == 0);
+    reply = s_test_control (control, "TICK", map, size);
+    command = zmsg_popstr (reply);
+    pb_wire_error_t error;
+    rc = pb_wire_error_decode (zframe_data (zmsg_first (reply)), zframe_size (zmsg_first (reply)),
+                               &error, NULL, 0);
+    assert (streq (command, "ERROR") && rc == 0 && error.code == PB_WIRE_BACKWARDS);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    reply = s_test_control (control, "STATUS", NULL, 0);
+    command = zmsg_popstr (reply);
+    pb_wire_status_t status;
+    rc = pb_wire_status_decode (zframe_data (zmsg_first (reply)), zframe_size (zmsg_first (reply)),
+                                &status, NULL, 0);
+    assert (streq (command, "STATUS") && rc == 0);
+    assert (status.head == 4 && status.now == 1735689600000 && status.manual);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    reply = s_test_control (control, "FLY", NULL, 0);
+    command = zmsg_popstr (reply);
+    assert (streq (command, "ERROR"));
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+
+    //  Replay with credit 1 and replay_batch 2: EVENTS (1, 2), then more
+    //  only after CREDIT, then END
+    rc = pb_wire_replay_encode (1, 0, NULL, 0, 1, map, sizeof map, &size);
+    assert (rc == 0);
+    reply = s_test_control (control, "REPLAY", map, size);
+    command = zmsg_popstr (reply);
+    assert (streq (command, "EVENTS") && zmsg_size (reply) == 2);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    zsock_set_rcvtimeo (control, 100);
+    reply = zmsg_recv (control);
+    assert (reply == NULL);             //  No credit, no batch
+    zsock_set_rcvtimeo (control, 5000);
+    rc = pb_wire_credit_encode (5, map, sizeof map, &size);
+    assert (rc == 0);
+    reply = s_test_control (control, "CREDIT", map, size);
+    command = zmsg_popstr (reply);
+    assert (streq (command, "EVENTS") && zmsg_size (reply) == 2);   //  3, 4
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    reply = zmsg_recv (control);
+    command = zmsg_popstr (reply);
+    pb_wire_end_t end;
+    rc = pb_wire_end_decode (zframe_data (zmsg_first (reply)), zframe_size (zmsg_first (reply)),
+                             &end, NULL, 0);
+    assert (streq (command, "END") && rc == 0);
+    assert (end.through == 4 && end.head == 4 && end.count == 4);
+    zsock_destroy (&subscriber);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    //  Server-side prefixes: only the tick
+    const char *prefixes [] = { "sys." };
+    rc = pb_wire_replay_encode (1, 0, prefixes, 1, 0, map, sizeof map, &size);
+    assert (rc == 0);
+    reply = s_test_control (control, "REPLAY", map, size);
+    command = zmsg_popstr (reply);
+    assert (streq (command, "EVENTS") && zmsg_size (reply) == 1);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    reply = zmsg_recv (control);
+    command = zmsg_popstr (reply);
+    rc = pb_wire_end_decode (zframe_data (zmsg_first (reply)), zframe_size (zmsg_first (reply)),
+                             &end, NULL, 0);
+    assert (streq (command, "END") && rc == 0 && end.through == 4 && end.count == 1);
+    zstr_free (&command);
+    zmsg_destroy (&reply);
+    zactor_destroy (&journal);
+
+    //  Restart on the same log: what was ACKed is there, and a resend is
+    //  still answered with its first seq. (New endpoint names: libzmq
+    //  releases an inproc name asynchronously after its socket closes.)
+    strcpy (cfg.ingest, "inproc://pb_journal_test_ingest_2");
+    strcpy (cfg.fanout, "inproc://pb_journal_test_fanout_2");
+    strcpy (cfg.replay, "inproc://pb_journal_test_replay_2");
+    journal = zactor_new (pb_journal_actor, &cfg);
+    zsock_recv (journal, "i", &rc);
+    assert (rc == 0);
+    zsock_destroy (&producer);          //  inproc peers do not reconnect
+    producer = pb_sock_new (ZMQ_DEALER, ">inproc://pb_journal_test_ingest_2", NULL);
+    assert (producer);
+    zsock_set_rcvtimeo (producer, 5000);
+    msg = s_test_event ("e-2", "test", "second");
+    zmsg_send (&msg, producer);
+    assert (s_test_reply (producer, code) == 2);
+    zactor_destroy (&journal);
+
+    //  Automatic clock: ticks from the configured clock
+    s_test_run_clock_auto (&cfg, verbose);
+
+    zsock_destroy (&producer);
+    zsock_destroy (&control);
+    char file [PATH_MAX];
+    snprintf (file, sizeof file, "%s/data.mdb", path);
+    zsys_file_delete (file);
+    snprintf (file, sizeof file, "%s/lock.mdb", path);
+    zsys_file_delete (file);
+    zsys_dir_delete ("%s", path);
+    printf ("OK\n");
+}

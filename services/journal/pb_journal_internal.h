@@ -1,0 +1,123 @@
+/*  =========================================================================
+    pb_journal_internal - the actor's state, shared by its source files
+
+    Not a public header: only pb_journal.c (lifecycle, ingest, commit,
+    fanout, ticks) and pb_journal_replay.c (replay and control) include it.
+    Everything here is owned by the actor's thread.
+    =========================================================================
+*/
+#ifndef PB_JOURNAL_INTERNAL_H_INCLUDED
+#define PB_JOURNAL_INTERNAL_H_INCLUDED
+
+#include "pb_journal.h"
+#include "pb_log.h"
+#include "pb_envelope.h"
+#include "pb_nak.h"
+#include "pb_wire.h"
+
+#define PB_JOURNAL_ERROR_MAX 256        //  an error sentence
+
+//  Where a batch entry came from, and so where its answer goes
+typedef enum {
+    PB_JOURNAL_FROM_INGEST,             //  a producer: ACK/NAK on ingest
+    PB_JOURNAL_FROM_TICK,               //  the tick timer: no answer
+    PB_JOURNAL_FROM_CONTROL             //  TICK on replay: TICKED/ERROR
+} pb_journal_origin_t;
+
+//  What the batch did with an entry
+typedef enum {
+    PB_JOURNAL_REFUSED,                 //  NAK 'nak' (decided before the txn)
+    PB_JOURNAL_APPENDED,                //  new in this batch at 'seq'
+    PB_JOURNAL_DUPLICATE,               //  same envelope already at 'seq'
+    PB_JOURNAL_CONFLICT                 //  (src, id) taken by another envelope
+} pb_journal_result_t;
+
+//  One message of a batch. The array of them is allocated once at start
+//  and reused, so ingest does not allocate per message beyond what
+//  decoding needs.
+typedef struct {
+    pb_journal_origin_t origin;         //  who asked
+    zmq_msg_t identity;                 //  routing id of the asker (owned)
+    zmq_msg_t type;                     //  type frame (owned)
+    zmq_msg_t body;                     //  envelope frame (owned)
+    int frames;                         //  frames after the identity
+    pb_envelope_t *envelope;            //  decoded, or NULL (owned)
+    uint8_t digest [PB_LOG_DIGEST_SIZE];//  of the envelope bytes
+    pb_journal_result_t result;         //  set by admission and the txn
+    pb_nak_t nak;                       //  PB_JOURNAL_REFUSED: why
+    char *error;                        //  its sentence (owned, fixed size)
+    uint64_t seq;                       //  APPENDED or DUPLICATE: where
+    uint8_t *stored;                    //  APPENDED: stored envelope (owned)
+    size_t stored_size;
+    int64_t tick_now;                   //  FROM_TICK/CONTROL: the now
+} pb_journal_entry_t;
+
+typedef struct _pb_journal_session_t pb_journal_session_t;
+
+typedef struct {
+    const pb_journal_cfg_t *cfg;        //  read-only configuration (borrowed)
+    zsock_t *pipe;                      //  actor pipe (borrowed)
+    zloop_t *loop;                      //  the reactor (owned)
+    zsock_t *ingest;                    //  ROUTER (owned)
+    zsock_t *fanout;                    //  PUB (owned)
+    zsock_t *replay;                    //  ROUTER (owned)
+    void *ingest_handle;                //  raw libzmq handles (borrowed)
+    void *fanout_handle;
+    void *replay_handle;
+    pb_log_t *log;                      //  the event log (owned)
+    pb_limits_t limits;                 //  decoder limits from cfg
+    const char *owners [8];             //  srcs that own types (static strings)
+    size_t owner_lens [8];
+    int owner_count;
+    bool manual;                        //  clock mode
+    bool verbose;                       //  per-message debug
+    int exit_rc;                        //  what the actor reports on exit
+    pb_journal_entry_t *entries;        //  batch_max + 1 entries (owned)
+    size_t entry_count;                 //  entries in the batch in hand
+    //  Replay
+    zlistx_t *sessions;                 //  of pb_journal_session_t (owned)
+    int pump_timer;                     //  zero-delay timer id, or -1
+    //  Statistics, logged once a second (never per message)
+    uint64_t naks [PB_NAK_COUNT];       //  refusals by code since the log
+    uint64_t errors [PB_WIRE_REFUSAL_COUNT];
+    uint64_t appended;                  //  events appended since start
+    uint64_t duplicates;                //  resends acknowledged
+    uint64_t batches;                   //  commits since start
+    uint64_t messages;                  //  batch entries since start
+    uint64_t stats_turns;               //  s_on_stats calls, for the info line
+    uint64_t replays_dropped;           //  idle or unreachable, since log
+    bool tick_skipped;                  //  the wall clock is behind log time
+} pb_journal_t;
+
+//  The clock of the configuration, or the wall clock
+int64_t
+    pb_journal_clock (pb_journal_t *self);
+
+//  Append a sys.tick with 'now' through the commit path. For a control
+//  TICK, 'identity' (borrowed) names the replay client that gets TICKED or
+//  ERROR. Returns 0 (or 'unavailable' answered), or -1 after a fatal log
+//  error (self->exit_rc set; the loop must stop).
+int
+    pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity);
+
+//  Replay and control (pb_journal_replay.c)
+int
+    pb_journal_replay_start (pb_journal_t *self);
+void
+    pb_journal_replay_stop (pb_journal_t *self);
+int
+    pb_journal_on_replay (zloop_t *loop, zsock_t *reader, void *arg);
+void
+    pb_journal_replay_expire (pb_journal_t *self);
+//  Send ERROR {code, error} to 'identity' on the replay socket
+void
+    pb_journal_send_error (pb_journal_t *self, const void *identity,
+                           size_t identity_size, pb_wire_refusal_t code,
+                           const char *error);
+//  Send [identity][command][map] on the replay socket
+void
+    pb_journal_send_reply (pb_journal_t *self, const void *identity,
+                           size_t identity_size, pb_wire_cmd_t command,
+                           const uint8_t *map, size_t map_size);
+
+#endif

@@ -1,0 +1,638 @@
+/*  =========================================================================
+    pb_bench - the journal's figures, and this machine's ceilings
+
+    Measures, against a running pb-journal (its ingest endpoint):
+      - durable ingest throughput (events/s) and ACK latency (p50, p99,
+        p99.9) with 1, 4 and 16 concurrent producers of 200-byte events,
+        pipelined (window 1000) and one at a time (window 1);
+      - the ACK latency of a well-behaved producer while another floods
+        the journal with malformed messages;
+      - the journal's peak memory (VmHWM of --pid);
+    and, in the same run, the ceilings these figures are compared with:
+      - raw LMDB batched append rate with sync (batches of 1000 values of
+        the event size, in a temporary directory);
+      - raw ZeroMQ DEALER/ROUTER request-ACK rate, pipelined, and its
+        round trip one at a time, over tcp loopback.
+    Prints one table. Not a pass/fail test: tests/bench/run.sh starts a
+    journal and runs this; ctest's bench_smoke runs it with tiny counts.
+
+    Every producer is a thread with its own socket and its own results;
+    threads share nothing but the read-only options.
+    =========================================================================
+*/
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pb_sock.h"
+
+#define S_MAX_CONFIGS 16
+
+typedef struct {
+    const char *ingest;         //  journal ingest endpoint (borrowed)
+    int pid;                    //  journal pid for VmHWM, 0 if unknown
+    long events;                //  events per pipelined configuration
+    long events_w1;             //  events per window-1 configuration
+    int size;                   //  envelope size in bytes
+    int producers [S_MAX_CONFIGS];
+    int producer_count;
+    int window;                 //  pipelined window
+    long lmdb_events;           //  raw LMDB ceiling: values written
+    long zmq_events;            //  raw ZeroMQ ceiling: requests
+    long flood_bad;             //  malformed messages of the flood
+    long flood_good;            //  good events sent one at a time meanwhile
+    const char *tmp;            //  where the LMDB ceiling writes
+    char run_id [32];           //  makes ids unique across runs
+} s_opts_t;
+
+typedef struct {
+    const s_opts_t *opts;       //  borrowed
+    const char *endpoint;       //  where to connect (borrowed)
+    int index;                  //  producer number
+    int window;                 //  requests in flight
+    long count;                 //  requests to send
+    bool raw;                   //  true: ceiling run, no envelope ids
+    double *latency;            //  count latencies in seconds (owned)
+    long acks;                  //  ACKs received
+    long naks;                  //  NAKs received
+    int rc;                     //  0, or -1 on a timeout or bad reply
+} s_producer_t;
+
+typedef struct {
+    double rate;                //  events per second
+    double p50, p99, p999, max; //  latency in seconds
+    long acks, naks;
+    int rc;
+} s_figures_t;
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y? -1: x > y;
+}
+
+//  --------------------------------------------------------------------------
+//  Envelopes: an activity.feedback padded with a comment to 'size' bytes
+
+static void
+s_pack_str (msgpack_packer *pk, const char *text)
+{
+    msgpack_pack_str_with_body (pk, text, strlen (text));
+}
+
+static void
+s_envelope (msgpack_sbuffer *buf, const char *id, const char *src, int pad)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    s_pack_str (&pk, "id");
+    s_pack_str (&pk, id);
+    s_pack_str (&pk, "src");
+    s_pack_str (&pk, src);
+    s_pack_str (&pk, "type");
+    s_pack_str (&pk, "activity.feedback");
+    s_pack_str (&pk, "data");
+    msgpack_pack_map (&pk, 5);
+    s_pack_str (&pk, "activity");
+    s_pack_str (&pk, "ACT-BENCH");
+    s_pack_str (&pk, "from");
+    s_pack_str (&pk, "ITA");
+    s_pack_str (&pk, "relevance");
+    msgpack_pack_int (&pk, 4);
+    s_pack_str (&pk, "effectiveness");
+    msgpack_pack_int (&pk, 3);
+    s_pack_str (&pk, "comment");
+    char comment [4096];
+    if (pad < 0)
+        pad = 0;
+    if (pad > (int) sizeof comment)
+        pad = sizeof comment;
+    memset (comment, 'x', pad);
+    msgpack_pack_str_with_body (&pk, comment, pad);
+}
+
+//  Envelope number i of producer 'index', padded to about opts->size
+static void
+s_event (const s_opts_t *opts, int index, long i, msgpack_sbuffer *buf)
+{
+    char id [64], src [32];
+    snprintf (id, sizeof id, "%s-%ld", opts->run_id, i);
+    snprintf (src, sizeof src, "bench-%d", index);
+    msgpack_sbuffer_clear (buf);
+    s_envelope (buf, id, src, 0);
+    int pad = opts->size - (int) buf->size;
+    //  A str header grows by one byte past 31 and by two past 255
+    pad -= pad > 31? (pad > 255? 2: 1): 0;
+    msgpack_sbuffer_clear (buf);
+    s_envelope (buf, id, src, pad);
+}
+
+//  --------------------------------------------------------------------------
+//  One producer: 'window' requests in flight, replies in order
+
+static void *
+s_producer_run (void *arg)
+{
+    s_producer_t *self = (s_producer_t *) arg;
+    const s_opts_t *opts = self->opts;
+    self->latency = (double *) zmalloc (sizeof (double) * (self->count + 1));
+    double *sent_at = (double *) zmalloc (sizeof (double) * self->window);
+    char endpoint [256];
+    snprintf (endpoint, sizeof endpoint, ">%s", self->endpoint);
+    zsock_t *sock = pb_sock_new (ZMQ_DEALER, endpoint, NULL);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    self->rc = sock? 0: -1;
+    if (sock) {
+        zsock_set_rcvtimeo (sock, 30000);
+        void *handle = zsock_resolve (sock);
+        long sent = 0, got = 0;
+        while (got < self->count && self->rc == 0) {
+            while (sent < self->count && sent - got < self->window) {
+                if (self->raw) {
+                    if (sent == 0)
+                        s_event (opts, self->index, 0, &buf);
+                }
+                else
+                    s_event (opts, self->index, sent, &buf);
+                sent_at [sent % self->window] = s_now ();
+                zmq_send (handle, "activity.feedback", 17, ZMQ_SNDMORE);
+                zmq_send (handle, buf.data, buf.size, 0);
+                sent++;
+            }
+            //  Wait for one reply, then take every reply already there
+            int flags = 0;
+            while (got < sent && self->rc == 0) {
+                zmq_msg_t kind, body;
+                zmq_msg_init (&kind);
+                zmq_msg_init (&body);
+                if (zmq_msg_recv (&kind, handle, flags) == -1) {
+                    zmq_msg_close (&kind);
+                    zmq_msg_close (&body);
+                    if (flags == ZMQ_DONTWAIT && zmq_errno () == EAGAIN)
+                        break;
+                    fprintf (stderr, "pb_bench: producer %d: no reply in 30 s "
+                             "after %ld of %ld\n", self->index, got, self->count);
+                    self->rc = -1;
+                    break;
+                }
+                if (!zmq_msg_more (&kind) || zmq_msg_recv (&body, handle, 0) == -1)
+                    self->rc = -1;
+                else {
+                    self->latency [got] = s_now () - sent_at [got % self->window];
+                    if (zmq_msg_size (&kind) == 3
+                    &&  memcmp (zmq_msg_data (&kind), "ACK", 3) == 0)
+                        self->acks++;
+                    else
+                        self->naks++;
+                    got++;
+                }
+                zmq_msg_close (&kind);
+                zmq_msg_close (&body);
+                flags = ZMQ_DONTWAIT;
+            }
+        }
+    }
+    msgpack_sbuffer_destroy (&buf);
+    zsock_destroy (&sock);
+    free (sent_at);
+    return NULL;
+}
+
+//  Run 'count' producers of 'events' in all; fill 'fig'
+//  'tag' makes each run's producer names (src) unique.
+static void
+s_run_producers (const s_opts_t *opts, const char *endpoint, int tag, int count,
+                 int window, long events, bool raw, s_figures_t *fig)
+{
+    s_producer_t *producers = (s_producer_t *) zmalloc (sizeof (s_producer_t) * count);
+    pthread_t *threads = (pthread_t *) zmalloc (sizeof (pthread_t) * count);
+    double start = s_now ();
+    for (int i = 0; i < count; i++) {
+        producers [i].opts = opts;
+        producers [i].endpoint = endpoint;
+        producers [i].index = tag * 100 + i;
+        producers [i].window = window;
+        producers [i].count = events / count + (i < events % count);
+        producers [i].raw = raw;
+        pthread_create (&threads [i], NULL, s_producer_run, &producers [i]);
+    }
+    long total = 0;
+    memset (fig, 0, sizeof *fig);
+    for (int i = 0; i < count; i++) {
+        pthread_join (threads [i], NULL);
+        total += producers [i].acks + producers [i].naks;
+    }
+    double elapsed = s_now () - start;
+    double *all = (double *) zmalloc (sizeof (double) * (total + 1));
+    long n = 0;
+    for (int i = 0; i < count; i++) {
+        long got = producers [i].acks + producers [i].naks;
+        memcpy (all + n, producers [i].latency, sizeof (double) * got);
+        n += got;
+        fig->acks += producers [i].acks;
+        fig->naks += producers [i].naks;
+        if (producers [i].rc)
+            fig->rc = -1;
+        free (producers [i].latency);
+    }
+    qsort (all, n, sizeof (double), s_cmp_double);
+    fig->rate = elapsed > 0? n / elapsed: 0;
+    if (n > 0) {
+        fig->p50 = all [(long) (n * 0.50)];
+        fig->p99 = all [(long) (n * 0.99)];
+        fig->p999 = all [(long) (n * 0.999)];
+        fig->max = all [n - 1];
+    }
+    free (all);
+    free (threads);
+    free (producers);
+}
+
+//  --------------------------------------------------------------------------
+//  Ceiling 1: raw LMDB, batches of 1000 values, one commit + sync each
+
+static int
+s_lmdb_ceiling (const s_opts_t *opts, double *rate)
+{
+    char dir [512];
+    snprintf (dir, sizeof dir, "%s/pb-bench-lmdb-XXXXXX", opts->tmp);
+    if (!mkdtemp (dir)) {
+        fprintf (stderr, "pb_bench: mkdtemp %s: %s\n", dir, strerror (errno));
+        return -1;
+    }
+    MDB_env *env = NULL;
+    MDB_dbi dbi;
+    int rc = mdb_env_create (&env);
+    if (!rc)
+        rc = mdb_env_set_mapsize (env, (size_t) 4 << 30);
+    if (!rc)
+        rc = mdb_env_open (env, dir, 0, 0644);
+    char *value = (char *) zmalloc (opts->size);
+    memset (value, 'v', opts->size);
+    double start = s_now ();
+    long written = 0;
+    while (!rc && written < opts->lmdb_events) {
+        MDB_txn *txn;
+        rc = mdb_txn_begin (env, NULL, 0, &txn);
+        if (rc)
+            break;
+        if (written == 0)
+            rc = mdb_dbi_open (txn, NULL, 0, &dbi);
+        for (int i = 0; !rc && i < 1000 && written < opts->lmdb_events; i++) {
+            uint64_t seq = written + 1;
+            uint8_t key [8];
+            for (int b = 0; b < 8; b++)
+                key [b] = (uint8_t) (seq >> (56 - 8 * b));
+            MDB_val k = { sizeof key, key }, v = { (size_t) opts->size, value };
+            rc = mdb_put (txn, dbi, &k, &v, MDB_APPEND);
+            written++;
+        }
+        if (rc)
+            mdb_txn_abort (txn);
+        else
+            rc = mdb_txn_commit (txn);         //  syncs: LMDB's default
+    }
+    double elapsed = s_now () - start;
+    if (rc)
+        fprintf (stderr, "pb_bench: LMDB: %s\n", mdb_strerror (rc));
+    *rate = elapsed > 0? written / elapsed: 0;
+    if (env)
+        mdb_env_close (env);
+    free (value);
+    char path [600];
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/lock.mdb", dir);
+    unlink (path);
+    rmdir (dir);
+    return rc? -1: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Ceiling 2: raw ZeroMQ, a ROUTER that ACKs each request at once
+
+static void
+s_echo_actor (zsock_t *pipe, void *arg)
+{
+    zsock_t *router = pb_sock_new (ZMQ_ROUTER, "@tcp://127.0.0.1:*", NULL);
+    assert (router);
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, zsock_endpoint (router));
+    void *handle = zsock_resolve (router);
+    //  The ACK map of a typical reply: {id: <40 bytes>, seq: <uint32>}
+    static const char ack [] = "\x82\xa2id\xd9\x28xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                               "\xa3seq\xce\x00\x01\x00\x00";
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    while (zpoller_wait (poller, -1) == router) {
+        //  Answer every request already there, then wait again
+        zmq_msg_t identity, frame;
+        zmq_msg_init (&identity);
+        zmq_msg_init (&frame);
+        while (zmq_msg_recv (&identity, handle, ZMQ_DONTWAIT) != -1) {
+            //  Skip the request's other frames
+            bool more = zmq_msg_more (&identity);
+            while (more && zmq_msg_recv (&frame, handle, 0) != -1)
+                more = zmq_msg_more (&frame);
+            zmq_msg_send (&identity, handle, ZMQ_SNDMORE);
+            zmq_send (handle, "ACK", 3, ZMQ_SNDMORE);
+            zmq_send (handle, ack, sizeof ack - 1, 0);
+        }
+        zmq_msg_close (&identity);
+        zmq_msg_close (&frame);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+//  --------------------------------------------------------------------------
+//  The flood: malformed messages from one thread, as fast as it can
+
+typedef struct {
+    const char *endpoint;       //  borrowed
+    long count;                 //  messages to send
+    long sent;                  //  sent so far
+} s_flooder_t;
+
+static void *
+s_flooder_run (void *arg)
+{
+    s_flooder_t *self = (s_flooder_t *) arg;
+    char endpoint [256];
+    snprintf (endpoint, sizeof endpoint, ">%s", self->endpoint);
+    zsock_t *sock = pb_sock_new (ZMQ_DEALER, endpoint, NULL);
+    if (!sock)
+        return NULL;
+    void *handle = zsock_resolve (sock);
+    static const char garbage [] = "\xc1\xc1 not msgpack at all";
+    static const char deep [64] = "\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91"
+        "\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91"
+        "\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91";
+    static const char huge_array [] = "\xdd\xff\xff\xff\xff\x01";
+    for (self->sent = 0; self->sent < self->count; self->sent++) {
+        switch (self->sent % 4) {
+            case 0:
+                zmq_send (handle, "activity.feedback", 17, ZMQ_SNDMORE);
+                zmq_send (handle, garbage, sizeof garbage - 1, 0);
+                break;
+            case 1:
+                zmq_send (handle, "activity.feedback", 17, 0);  //  bad_frames
+                break;
+            case 2:
+                zmq_send (handle, "activity.feedback", 17, ZMQ_SNDMORE);
+                zmq_send (handle, deep, sizeof deep, 0);
+                break;
+            default:
+                zmq_send (handle, "activity.feedback", 17, ZMQ_SNDMORE);
+                zmq_send (handle, huge_array, sizeof huge_array - 1, 0);
+        }
+        //  Read what NAKs have come, without waiting
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        while (zmq_msg_recv (&msg, handle, ZMQ_DONTWAIT) != -1)
+            ;
+        zmq_msg_close (&msg);
+    }
+    zclock_sleep (200);
+    zsock_destroy (&sock);
+    return NULL;
+}
+
+//  --------------------------------------------------------------------------
+
+static long
+s_vm_kb (int pid, const char *field)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", pid);
+    FILE *file = fopen (path, "r");
+    long kb = -1;
+    size_t len = strlen (field);
+    while (file && fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0 && line [len] == ':')
+            kb = atol (line + len + 1);
+    if (file)
+        fclose (file);
+    return kb;
+}
+
+//  One table row; with a ceiling, the rate as a share of it (and of the
+//  LMDB rate, if given)
+static void
+s_row (const char *what, int producers, int window, const s_figures_t *fig,
+       double ceiling, const double *lmdb_rate)
+{
+    printf ("| %-26s | %4d | %6d | %10.0f | %8.3f | %8.3f | %8.3f | %8.3f |",
+            what, producers, window, fig->rate, fig->p50 * 1e3, fig->p99 * 1e3,
+            fig->p999 * 1e3, fig->max * 1e3);
+    if (ceiling > 0)
+        printf (" %5.1f%%", 100.0 * fig->rate / ceiling);
+    if (lmdb_rate && *lmdb_rate > 0)
+        printf ("; %5.1f%%", 100.0 * fig->rate / *lmdb_rate);
+    if (fig->naks)
+        printf (" (%ld NAKs!)", fig->naks);
+    if (fig->rc)
+        printf (" (FAILED: timeout)");
+    printf ("\n");
+    fflush (stdout);
+}
+
+static void
+s_usage (void)
+{
+    printf ("pb_bench --ingest ENDPOINT [--pid PID] [--events N] [--events-w1 N]\n"
+            "         [--producers 1,4,16] [--window N] [--size BYTES]\n"
+            "         [--lmdb-events N] [--zmq-events N] [--flood N]\n"
+            "         [--flood-good N] [--tmp DIR] [--quick]\n"
+            "--ingest none: the ceilings only\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    s_opts_t opts = {
+        .ingest = NULL, .pid = 0, .events = 100000, .events_w1 = 2000,
+        .size = 200, .producers = { 1, 4, 16 }, .producer_count = 3,
+        .window = 1000, .lmdb_events = 200000, .zmq_events = 200000,
+        .flood_bad = 50000, .flood_good = 2000, .tmp = "/tmp"
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv [i];
+        const char *val = i + 1 < argc? argv [i + 1]: NULL;
+        bool takes = true;
+        if (streq (arg, "--quick")) {
+            opts.events = 2000;
+            opts.events_w1 = 100;
+            opts.lmdb_events = 5000;
+            opts.zmq_events = 5000;
+            opts.flood_bad = 2000;
+            opts.flood_good = 100;
+            takes = false;
+        }
+        else
+        if (streq (arg, "--help") || !val) {
+            s_usage ();
+            return streq (arg, "--help")? 0: 1;
+        }
+        else
+        if (streq (arg, "--ingest"))
+            opts.ingest = streq (val, "none")? NULL: val;
+        else
+        if (streq (arg, "--pid"))
+            opts.pid = atoi (val);
+        else
+        if (streq (arg, "--events"))
+            opts.events = atol (val);
+        else
+        if (streq (arg, "--events-w1"))
+            opts.events_w1 = atol (val);
+        else
+        if (streq (arg, "--window"))
+            opts.window = atoi (val);
+        else
+        if (streq (arg, "--size"))
+            opts.size = atoi (val);
+        else
+        if (streq (arg, "--lmdb-events"))
+            opts.lmdb_events = atol (val);
+        else
+        if (streq (arg, "--zmq-events"))
+            opts.zmq_events = atol (val);
+        else
+        if (streq (arg, "--flood"))
+            opts.flood_bad = atol (val);
+        else
+        if (streq (arg, "--flood-good"))
+            opts.flood_good = atol (val);
+        else
+        if (streq (arg, "--tmp"))
+            opts.tmp = val;
+        else
+        if (streq (arg, "--producers")) {
+            opts.producer_count = 0;
+            char copy [128];
+            snprintf (copy, sizeof copy, "%s", val);
+            for (char *tok = strtok (copy, ","); tok && opts.producer_count < S_MAX_CONFIGS;
+                 tok = strtok (NULL, ","))
+                opts.producers [opts.producer_count++] = atoi (tok);
+        }
+        else {
+            s_usage ();
+            return 1;
+        }
+        if (takes)
+            i++;
+    }
+    if (opts.size < 120 || opts.size > 4000 || opts.window < 1 || opts.events < 1) {
+        fprintf (stderr, "pb_bench: --size must be 120..4000, --window and --events >= 1\n");
+        return 1;
+    }
+    snprintf (opts.run_id, sizeof opts.run_id, "b%lx-%d", (long) time (NULL), getpid ());
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    int failed = 0;
+    int tag = 1;                        //  next producer run's tag
+
+    //  The ceilings: raw LMDB, and raw ZeroMQ in every configuration the
+    //  journal is measured in (same producers, same window, same bytes)
+    double lmdb_rate = 0;
+    if (s_lmdb_ceiling (&opts, &lmdb_rate))
+        failed = 1;
+    int windows [2] = { opts.window, 1 };
+    s_figures_t ceiling [2][S_MAX_CONFIGS];
+    zactor_t *echo = zactor_new (s_echo_actor, NULL);
+    char *echo_endpoint = zstr_recv (echo);
+    s_figures_t fig, single_w1 = { 0 };
+    s_run_producers (&opts, echo_endpoint, tag++, 1, opts.window, 2000, true, &fig);
+    for (int w = 0; w < 2; w++)
+        for (int c = 0; c < opts.producer_count; c++) {
+            int producers = opts.producers [c];
+            long events = w == 0? opts.zmq_events: opts.events_w1 * producers * 4;
+            s_run_producers (&opts, echo_endpoint, tag++, producers, windows [w],
+                             events, true, &ceiling [w][c]);
+            failed |= ceiling [w][c].rc;
+        }
+    zstr_free (&echo_endpoint);
+    zactor_destroy (&echo);
+
+    printf ("\npartnerbus benchmark: %d-byte events; pipelined = window %d per producer\n\n",
+            opts.size, opts.window);
+    printf ("Ceilings of this machine\n\n");
+    printf ("  raw LMDB append, batches of 1000, one commit + sync each: "
+            "%.0f values/s (%ld values)\n\n", lmdb_rate, opts.lmdb_events);
+    printf ("| %-26s | %4s | %6s | %10s | %8s | %8s | %8s | %8s |\n",
+            "raw ZeroMQ request-ACK", "prod", "window", "req/s", "p50 ms", "p99 ms",
+            "p99.9 ms", "max ms");
+    printf ("|----------------------------|------|--------|------------|"
+            "----------|----------|----------|----------|\n");
+    for (int w = 0; w < 2; w++)
+        for (int c = 0; c < opts.producer_count; c++)
+            s_row ("DEALER/ROUTER tcp loopback", opts.producers [c], windows [w],
+                   &ceiling [w][c], 0, NULL);
+    if (!opts.ingest) {
+        printf ("\n(no --ingest: journal figures skipped)\n");
+        return failed;
+    }
+
+    printf ("\nDurable ingest into pb-journal (ACK = committed and synced); "
+            "ratios to the ceilings above\n\n");
+    printf ("| %-26s | %4s | %6s | %10s | %8s | %8s | %8s | %8s | %s\n",
+            "pb-journal", "prod", "window", "events/s", "p50 ms", "p99 ms", "p99.9 ms",
+            "max ms", "rate vs ZeroMQ (same prod/window); vs LMDB");
+    printf ("|----------------------------|------|--------|------------|"
+            "----------|----------|----------|----------|\n");
+    //  Warm up: connects, first map pages
+    s_run_producers (&opts, opts.ingest, tag++, 1, opts.window, 1000, false, &fig);
+    for (int w = 0; w < 2; w++)
+        for (int c = 0; c < opts.producer_count; c++) {
+            int producers = opts.producers [c];
+            long events = w == 0? opts.events: opts.events_w1 * producers;
+            s_run_producers (&opts, opts.ingest, tag++, producers, windows [w], events,
+                             false, &fig);
+            s_row (w == 0? "pipelined": "one at a time", producers, windows [w], &fig,
+                   ceiling [w][c].rate, &lmdb_rate);
+            if (w == 1 && c == 0)
+                single_w1 = fig;
+            failed |= fig.rc || fig.naks;
+        }
+
+    //  A well-behaved producer, one at a time, during a flood
+    s_flooder_t flooder = { opts.ingest, opts.flood_bad, 0 };
+    pthread_t flood_thread;
+    pthread_create (&flood_thread, NULL, s_flooder_run, &flooder);
+    s_run_producers (&opts, opts.ingest, tag++, 1, 1, opts.flood_good, false, &fig);
+    long flood_sent_during = flooder.sent;
+    pthread_join (flood_thread, NULL);
+    s_row ("one at a time, under flood", 1, 1, &fig, ceiling [1][0].rate, NULL);
+    failed |= fig.rc || fig.naks;
+    printf ("\n  flood: %ld malformed messages (%ld while the good producer ran); "
+            "p50 under flood / p50 without: %.1fx, p99: %.1fx\n",
+            flooder.count, flood_sent_during,
+            single_w1.p50 > 0? fig.p50 / single_w1.p50: 0,
+            single_w1.p99 > 0? fig.p99 / single_w1.p99: 0);
+    if (opts.pid > 0)
+        printf ("  journal peak memory (VmHWM): %ld kB; now (VmRSS): %ld kB\n",
+                s_vm_kb (opts.pid, "VmHWM"), s_vm_kb (opts.pid, "VmRSS"));
+    printf ("\n");
+    if (failed)
+        fprintf (stderr, "pb_bench: some runs failed (timeouts or NAKs), see above\n");
+    return failed? 1: 0;
+}
