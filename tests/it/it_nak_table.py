@@ -377,6 +377,49 @@ def main():
         p.close()
         if res.failed:
             print(j.log_tail())
+
+    def unavailable():
+        """A full log (map at its maximum: the journal's stand-in for a full
+        disk) refuses with 'unavailable', keeps serving replay, and takes
+        the refused events once it has room again."""
+        opts = {"map-size": 1048576, "map-max": 1048576}
+        with pbtest.Journal(args.journal, opts, log_name="it-nak-full") as f:
+            f.start()
+            acked, refused = {}, []
+            with pbtest.Producer(f) as q:
+                for chunk in range(40):
+                    envs = [pbtest.sized_feedback("full-%d-%d" % (chunk, i),
+                                                  size=1000)
+                            for i in range(100)]
+                    for env, (kind, body) in zip(envs, q.publish_all(envs)):
+                        if kind == "ACK":
+                            acked[env["id"]] = body["seq"]
+                        else:
+                            assert body["code"] == "unavailable", body
+                            assert body.get("id") == env["id"], body
+                            refused.append(env)
+                    if len(refused) > 50:
+                        break
+                assert refused, "a 1 MiB map took 4 MB of events"
+                assert f.alive(), "journal died on a full map"
+                with pbtest.Replayer(f) as r:
+                    assert r.status()["head"] == len(acked)
+                events, end = pbtest.full_log(f)
+                pbtest.check_log_gapless(events, end)
+                assert {e[2]["id"]: e[0] for e in events} == acked
+                # room again: restart with a larger maximum, resend
+                f.kill9()
+                f.options["map-max"] = 1 << 30
+                f.start()
+            with pbtest.Producer(f) as q:
+                replies = q.publish_all(refused)
+                assert all(k == "ACK" for k, _ in replies), replies[:2]
+                assert replies[0][1]["seq"] == len(acked) + 1, replies[0]
+            print("     %d ACKed, then 'unavailable' for %d" % (
+                len(acked), len(refused)))
+
+    res.run("full log -> unavailable, replay still served, resend later",
+            unavailable)
     res.finish()
 
 

@@ -32,6 +32,10 @@ import zmq
 
 CTX = zmq.Context.instance()
 
+# Sanitizer reports found in a journal's output (Journal.close fills it,
+# Results.finish fails the script if it is not empty)
+SANITIZER_REPORTS = []
+
 # ---------------------------------------------------------------------------
 # msgpack helpers
 
@@ -183,6 +187,22 @@ class Journal:
         raise RuntimeError("pb-journal did not answer STATUS in %.0fs; "
                            "log tail:\n%s" % (timeout, self.log_tail()))
 
+    def check_sanitizer(self):
+        """Record AddressSanitizer/UBSan/LeakSanitizer reports in the log."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:"):
+            at = text.find(marker)
+            if at >= 0:
+                SANITIZER_REPORTS.append(text[max(0, at - 200):at + 3000])
+                print("SANITIZER REPORT in pb-journal output:\n" +
+                      SANITIZER_REPORTS[-1], flush=True)
+                return
+
     def log_tail(self, lines=20):
         try:
             with open(self.log_path, "rb") as f:
@@ -242,6 +262,7 @@ class Journal:
         if self.log_file:
             self.log_file.close()
             self.log_file = None
+        self.check_sanitizer()
         if self.owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         try:
@@ -460,6 +481,8 @@ class Results:
         return True
 
     def finish(self):
+        if SANITIZER_REPORTS:
+            self.failed.append("sanitizer reports in pb-journal's output")
         print("%s: %d passed, %d failed (%.1fs)%s" % (
             self.name, self.passed, len(self.failed),
             time.time() - self.started,
