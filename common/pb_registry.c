@@ -437,9 +437,204 @@ pb_registry_policy (pb_apply_t *ctx, pb_registry_policy_t *policy)
     s_int (&f [3], 0, INT64_MAX, &policy->expiry_notice_days);
 }
 
+//  --------------------------------------------------------------------------
+//  Selftest: a rules module that reports each change and, on sys.tick,
+//  the answers of the queries, through the real store code
+
+static void
+s_test_pack_kv (msgpack_packer *pk, const char *key, int64_t value)
+{
+    s_pack_str (pk, key, strlen (key));
+    msgpack_pack_int64 (pk, value);
+}
+
+static int
+s_test_apply (pb_apply_t *ctx, const pb_envelope_t *event)
+{
+    pb_registry_change_t ch;
+    int rc = pb_registry_apply (ctx, event, &ch);
+    if (rc)
+        return rc;
+    msgpack_packer *pk;
+    if (ch.kind != PB_REGISTRY_NONE) {
+        pk = pb_apply_emit_begin (ctx, "test.change");
+        msgpack_pack_map (pk, 9);
+        s_test_pack_kv (pk, "kind", ch.kind);
+        s_test_pack_kv (pk, "changed", ch.changed);
+        s_test_pack_kv (pk, "new", ch.is_new);
+        s_test_pack_kv (pk, "status", ch.status_changed);
+        s_test_pack_kv (pk, "fw", ch.frameworks_changed);
+        s_test_pack_kv (pk, "prog", ch.programmes_changed);
+        s_test_pack_kv (pk, "profile", ch.profile_changed);
+        s_test_pack_kv (pk, "ally", ch.became_ally);
+        s_test_pack_kv (pk, "oldfw", ch.old_frameworks);
+        return pb_apply_emit_end (ctx);
+    }
+    if (event->type_len == 8 && memcmp (event->type, "sys.tick", 8) == 0) {
+        pb_registry_partner_t p;
+        pb_registry_policy_t pol;
+        pb_registry_policy (ctx, &pol);
+        bool found = pb_registry_partner (ctx, "FIN", &p) == 0;
+        pk = pb_apply_emit_begin (ctx, "test.query");
+        msgpack_pack_map (pk, 11);
+        s_test_pack_kv (pk, "fin", found);
+        s_test_pack_kv (pk, "fw", found? p.frameworks: 0);
+        s_test_pack_kv (pk, "prog", found? p.programmes: 0);
+        s_test_pack_kv (pk, "profile", found? p.profile: 0);
+        s_test_pack_kv (pk, "active", found && p.active);
+        s_test_pack_kv (pk, "ally", pb_registry_is_ally (ctx, "FIN"));
+        s_test_pack_kv (pk, "eligible", pb_registry_is_eligible (ctx, "FIN"));
+        s_test_pack_kv (pk, "fra", pb_registry_is_registered (ctx, "FRA"));
+        s_test_pack_kv (pk, "below", (int64_t) (pol.discard_below * 10));
+        s_test_pack_kv (pk, "w6", pol.weights [PB_CONS_PRIORITY_AREA]);
+        s_test_pack_kv (pk, "days", pol.expiry_notice_days);
+        return pb_apply_emit_end (ctx);
+    }
+    return 0;
+}
+
+static void
+s_test_partner (pb_worker_local_t *w, const char *fw, const char *status,
+                bool programmes, bool profile)
+{
+    msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.partner");
+    msgpack_pack_map (pk, 4 + programmes + profile);
+    s_pack_str (pk, "country", 7);
+    s_pack_str (pk, "FIN", 3);
+    s_pack_str (pk, "name", 4);
+    s_pack_str (pk, "Finland", 7);
+    s_pack_str (pk, "frameworks", 10);
+    msgpack_pack_array (pk, 1);
+    s_pack_str (pk, fw, strlen (fw));
+    s_pack_str (pk, "status", 6);
+    s_pack_str (pk, status, strlen (status));
+    if (programmes) {
+        s_pack_str (pk, "programmes", 10);
+        msgpack_pack_array (pk, 2);
+        s_pack_str (pk, "IPAP", 4);
+        s_pack_str (pk, "PARP", 4);
+    }
+    if (profile) {
+        s_pack_str (pk, "profile", 7);
+        msgpack_pack_map (pk, PB_CONS_PRIORITY_AREA);
+        for (int i = 0; i < PB_CONS_PRIORITY_AREA; i++) {
+            s_pack_str (pk, s_considerations [i], strlen (s_considerations [i]));
+            if (i == 1)
+                msgpack_pack_true (pk);
+            else
+                msgpack_pack_false (pk);
+        }
+    }
+    assert (pb_worker_local_end (w) == 0);
+}
+
+static void
+s_test_expect (pb_worker_local_t *w, const char *part, bool verbose)
+{
+    char buf [1024];
+    bool found = pb_worker_local_take (w, buf, sizeof buf);
+    if (verbose || !found || !strstr (buf, part))
+        printf ("\n   got: %s (want %s)", found? buf: "(nothing)", part);
+    assert (found && strstr (buf, part));
+}
+
+static void
+s_test_tick (pb_worker_local_t *w, int64_t now)
+{
+    msgpack_packer *pk = pb_worker_local_begin (w, "journal", "sys.tick");
+    msgpack_pack_map (pk, 1);
+    s_pack_str (pk, "now", 3);
+    msgpack_pack_int64 (pk, now);
+    assert (pb_worker_local_end (w) == 0);
+}
+
 void
 pb_registry_test (bool verbose)
 {
     printf (" * pb_registry: ");
+    static const pb_rules_t rules = { "regtest", s_test_apply };
+    char dir [] = "/tmp/pb_registry_test_XXXXXX";
+    assert (mkdtemp (dir));
+    pb_worker_local_t *w = NULL;
+    assert (pb_worker_local_open (dir, &rules, &w) == 0);
+    assert (streq (pb_registry_framework_name (PB_FW_MD_BIT), "MD"));
+    assert (streq (pb_registry_programme_name (PB_PROG_PARP_BIT), "PARP"));
+    assert (streq (pb_registry_consideration_name (PB_CONS_PRIORITY_AREA), "priority_area"));
+    assert (pb_registry_framework_name (PB_FW_COUNT) == NULL);
+
+    //  Defaults before anything
+    s_test_tick (w, 1);
+    s_test_expect (w, "\"fin\"=>0, \"fw\"=>0", verbose);
+    //  (the defaults: 2.5, weights 1, 90 days)
+    //  A new partner, then the same again (changes nothing), then upserts
+    s_test_partner (w, "EAPC", "active", true, true);
+    s_test_expect (w, "\"kind\"=>2, \"changed\"=>1, \"new\"=>1", verbose);
+    s_test_partner (w, "EAPC", "active", false, false);
+    s_test_expect (w, "\"changed\"=>0", verbose);
+    s_test_tick (w, 2);
+    s_test_expect (w, "\"fin\"=>1, \"fw\"=>1, \"prog\"=>6, \"profile\"=>2, "
+                   "\"active\"=>1, \"ally\"=>0, \"eligible\"=>1, \"fra\"=>0, "
+                   "\"below\"=>25, \"w6\"=>1, \"days\"=>90", verbose);
+    s_test_partner (w, "EAPC", "suspended", false, false);
+    s_test_expect (w, "\"changed\"=>1, \"new\"=>0, \"status\"=>1, \"fw\"=>0", verbose);
+    s_test_partner (w, "DIALOGUE", "active", false, false);
+    s_test_expect (w, "\"status\"=>1, \"fw\"=>1, \"prog\"=>0, \"profile\"=>0, "
+                   "\"ally\"=>0, \"oldfw\"=>1", verbose);
+    s_test_tick (w, 3);
+    s_test_expect (w, "\"fw\"=>32, \"prog\"=>6, \"profile\"=>2, \"active\"=>1, "
+                   "\"ally\"=>0, \"eligible\"=>0", verbose);
+
+    //  An Ally; a policy (omitted fields keep their value)
+    msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.ally");
+    msgpack_pack_map (pk, 3);
+    s_pack_str (pk, "country", 7);
+    s_pack_str (pk, "FRA", 3);
+    s_pack_str (pk, "name", 4);
+    s_pack_str (pk, "France", 6);
+    s_pack_str (pk, "joined", 6);
+    s_pack_str (pk, "1949-04-04", 10);
+    assert (pb_worker_local_end (w) == 0);
+    s_test_expect (w, "\"kind\"=>1, \"changed\"=>1, \"new\"=>1", verbose);
+    pk = pb_worker_local_begin (w, "registry", "registry.policy");
+    msgpack_pack_map (pk, 2);
+    s_pack_str (pk, "discard_below", 13);
+    msgpack_pack_double (pk, 3.0);
+    s_pack_str (pk, "expiry_notice_days", 18);
+    msgpack_pack_int (pk, 30);
+    assert (pb_worker_local_end (w) == 0);
+    s_test_expect (w, "\"kind\"=>3, \"changed\"=>1", verbose);
+    pk = pb_worker_local_begin (w, "registry", "registry.policy");
+    msgpack_pack_map (pk, 1);
+    s_pack_str (pk, "expiry_notice_days", 18);
+    msgpack_pack_int (pk, 30);
+    assert (pb_worker_local_end (w) == 0);
+    s_test_expect (w, "\"kind\"=>3, \"changed\"=>0", verbose);
+
+    //  The accession, adopted: an Ally from then on
+    pk = pb_worker_local_begin (w, "nac", "notify.nac.adopted");
+    msgpack_pack_map (pk, 3);
+    s_pack_str (pk, "proposal", 8);
+    s_pack_str (pk, "acc", 3);
+    s_pack_str (pk, "action", 6);
+    msgpack_pack_map (pk, 3);
+    s_pack_str (pk, "kind", 4);
+    s_pack_str (pk, "accession", 9);
+    s_pack_str (pk, "country", 7);
+    s_pack_str (pk, "FIN", 3);
+    s_pack_str (pk, "effective", 9);
+    s_pack_str (pk, "2023-04-04", 10);
+    s_pack_str (pk, "adopted_at", 10);
+    msgpack_pack_int (pk, 3);
+    assert (pb_worker_local_end (w) == 0);
+    s_test_expect (w, "\"kind\"=>4, \"changed\"=>1, \"new\"=>0", verbose);
+    s_test_tick (w, 4);
+    s_test_expect (w, "\"ally\"=>1, \"eligible\"=>0, \"fra\"=>1, \"below\"=>30, "
+                   "\"w6\"=>1, \"days\"=>30", verbose);
+    char buf [256];
+    assert (!pb_worker_local_take (w, buf, sizeof buf));
+    pb_worker_local_destroy (&w);
+    char cmd [128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+    assert (system (cmd) == 0);
     printf ("OK\n");
 }

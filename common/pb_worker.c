@@ -75,7 +75,8 @@ s_batch_clear (s_worker_t *self)
     for (size_t i = 0; i < self->batch_size; i++)
         pb_envelope_destroy (&self->batch [i].env);
     self->batch_size = 0;
-    self->batch_last = pb_worker_store_applied_seq (self->store);
+    if (self->store)
+        self->batch_last = pb_worker_store_applied_seq (self->store);
 }
 
 static int s_outbox_pump (s_worker_t *self);
@@ -233,6 +234,10 @@ s_on_replay (s_worker_t *self)
                                         &end, NULL, 0) == 0) {
             self->replaying = false;
             s_sub_poll (self, true);
+            if (end.head < pb_worker_store_applied_seq (self->store))
+                zsys_error ("pb_worker: store is ahead of the log applied_seq=%"
+                            PRIu64 " head=%" PRIu64 " (wrong journal or data_dir?)",
+                            pb_worker_store_applied_seq (self->store), end.head);
             zsys_notice ("pb_worker: caught up applied_seq=%" PRIu64 " head=%" PRIu64,
                          pb_worker_store_applied_seq (self->store), end.head);
         }
@@ -448,8 +453,16 @@ s_worker_open (const pb_worker_cfg_t *cfg, zsock_t *pipe, s_worker_t **self_p)
                                    cfg->rules, &self->store);
     if (rc == 0) {
         self->batch_last = pb_worker_store_applied_seq (self->store);
-        //  Subscribe FIRST, then catch up (Clone pattern)
-        self->sub = pb_sock_new (ZMQ_SUB, cfg->fanout, NULL);
+        //  Subscribe FIRST, then catch up (Clone pattern). No ZMTP
+        //  heartbeats on the SUB: it is left unread during catch-up, and a
+        //  heartbeat timeout on an engine stalled by a full pipe trips
+        //  libzmq 4.3's "_input_stopped" assertion (zeromq/libzmq#3937,
+        //  seen here under a flood). The journal's sys.heartbeat tells
+        //  us what the ZMTP one would.
+        pb_sock_opts_t sub_opts = PB_SOCK_OPTS_DEFAULTS;
+        sub_opts.heartbeat_ivl = 0;
+        sub_opts.heartbeat_timeout = 0;
+        self->sub = pb_sock_new (ZMQ_SUB, cfg->fanout, &sub_opts);
         if (self->sub)
             zsock_set_subscribe (self->sub, "");
         self->ingest = pb_sock_new (ZMQ_DEALER, cfg->ingest, NULL);
@@ -610,11 +623,312 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest
+//  Selftest: the actor against a fake journal on inproc (sockets driven by
+//  hand), through catch-up, ACK/NAK, a live gap, a poison event and a
+//  heartbeat beyond applied_seq
+
+static int
+s_test_apply (pb_apply_t *ctx, const pb_envelope_t *event)
+{
+    char country [8], key [32];
+    if (event->type_len != 13 || memcmp (event->type, "registry.ally", 13))
+        return 0;
+    if (!pb_apply_str (pb_msgpack_get (event->data, "country"), country, sizeof country))
+        return pb_apply_poison (ctx, "no country");
+    if (streq (country, "XXX") && !pb_apply_get (ctx, "seen/CUR", NULL))
+        return pb_apply_poison (ctx, "XXX is poison until CUR is seen");
+    snprintf (key, sizeof key, "seen/%s", country);
+    int rc = pb_apply_put (ctx, key, "\xc3", 1);
+    //  200 KB a country: the 1 MiB map fills up and must grow
+    snprintf (key, sizeof key, "blob/%s", country);
+    void *blob = zmalloc (200000);
+    if (rc == 0)
+        rc = pb_apply_put (ctx, key, blob, 200000);
+    free (blob);
+    msgpack_packer *pk = pb_apply_emit_begin (ctx, "test.seen");
+    msgpack_pack_map (pk, 1);
+    msgpack_pack_str (pk, 7);
+    msgpack_pack_str_body (pk, "country", 7);
+    msgpack_pack_str (pk, 3);
+    msgpack_pack_str_body (pk, country, 3);
+    return rc? rc: pb_apply_emit_end (ctx);
+}
+
+static zframe_t *
+s_test_event (uint64_t seq, const char *country)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    char id [32];
+    snprintf (id, sizeof id, "e%" PRIu64, seq);
+    const char *text [] = { "id", id, "src", "t", "type", "registry.ally" };
+    msgpack_pack_map (&pk, 6);
+    for (int i = 0; i < 6; i++) {
+        msgpack_pack_str (&pk, strlen (text [i]));
+        msgpack_pack_str_body (&pk, text [i], strlen (text [i]));
+    }
+    const char *data [] = { "country", country, "name", "N", "joined", "1949-04-04" };
+    msgpack_pack_str (&pk, 4);
+    msgpack_pack_str_body (&pk, "data", 4);
+    msgpack_pack_map (&pk, 3);
+    for (int i = 0; i < 6; i++) {
+        msgpack_pack_str (&pk, strlen (data [i]));
+        msgpack_pack_str_body (&pk, data [i], strlen (data [i]));
+    }
+    msgpack_pack_str (&pk, 3);
+    msgpack_pack_str_body (&pk, "seq", 3);
+    msgpack_pack_uint64 (&pk, seq);
+    msgpack_pack_str (&pk, 2);
+    msgpack_pack_str_body (&pk, "ts", 2);
+    msgpack_pack_int64 (&pk, 0);
+    zframe_t *frame = zframe_new (buf.data, buf.size);
+    msgpack_sbuffer_destroy (&buf);
+    return frame;
+}
+
+//  ops.redrive {worker: wtest, seq: target} logged as 'seq'
+static zframe_t *
+s_test_redrive (uint64_t seq, uint64_t target)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    const char *text [] = { "id", "r", "src", "ops", "type", "ops.redrive",
+                            "data", "worker", "wtest", "seq" };
+    msgpack_pack_map (&pk, 6);
+    for (int i = 0; i < 10; i++) {
+        if (i == 7)
+            msgpack_pack_map (&pk, 2);
+        msgpack_pack_str (&pk, strlen (text [i]));
+        msgpack_pack_str_body (&pk, text [i], strlen (text [i]));
+    }
+    msgpack_pack_uint64 (&pk, target);
+    msgpack_pack_str (&pk, 3);
+    msgpack_pack_str_body (&pk, "seq", 3);
+    msgpack_pack_uint64 (&pk, seq);
+    msgpack_pack_str (&pk, 2);
+    msgpack_pack_str_body (&pk, "ts", 2);
+    msgpack_pack_int64 (&pk, 0);
+    zframe_t *frame = zframe_new (buf.data, buf.size);
+    msgpack_sbuffer_destroy (&buf);
+    return frame;
+}
+
+static void
+s_test_publish (zsock_t *fanout, const char *type, zframe_t *event)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, type);
+    zmsg_append (msg, &event);
+    zmsg_send (&msg, fanout);
+}
+
+//  Expect a REPLAY from 'from' on the fake replay socket; answer with the
+//  events from..to (country of seq i: countries [i - 1]) and END
+static void
+s_test_serve_replay (zsock_t *replay, uint64_t from, uint64_t to,
+                     const char **countries)
+{
+    zmsg_t *msg = NULL;
+    pb_wire_replay_t req;
+    //  CREDIT messages of earlier replays may come first
+    while (true) {
+        msg = zmsg_recv (replay);
+        assert (msg && zmsg_size (msg) == 3);
+        zmsg_first (msg);
+        zframe_t *cmd = zmsg_next (msg);
+        if (zframe_streq (cmd, "REPLAY"))
+            break;
+        assert (zframe_streq (cmd, "CREDIT"));
+        zmsg_destroy (&msg);
+    }
+    zframe_t *body = zmsg_last (msg);
+    assert (pb_wire_replay_decode (zframe_data (body), zframe_size (body),
+                                   &req, NULL, 0) == 0);
+    assert (req.from == from);
+    zframe_t *peer = zmsg_pop (msg);
+    zmsg_destroy (&msg);
+    zmsg_t *events = zmsg_new ();
+    zmsg_append (events, &peer);
+    zmsg_addstr (events, "EVENTS");
+    for (uint64_t seq = from; seq <= to; seq++)
+        zmsg_append (events, (zframe_t *[]) { s_test_event (seq, countries [seq - 1]) });
+    zmsg_t *end = zmsg_new ();
+    zmsg_append (end, (zframe_t *[]) { zframe_dup (zmsg_first (events)) });
+    zmsg_addstr (end, "END");
+    pb_wire_end_t e = { to, to, to - from + 1 };
+    uint8_t buf [PB_WIRE_REPLY_MAX];
+    size_t len;
+    assert (pb_wire_end_encode (&e, buf, sizeof buf, &len) == 0);
+    zmsg_addmem (end, buf, len);
+    zmsg_send (&events, replay);
+    zmsg_send (&end, replay);
+}
+
+//  Receive one notification on the fake ingest: returns its id (caller
+//  frees) and its type in 'type', and keeps the peer in *peer_p
+static char *
+s_test_recv_note (zsock_t *ingest, char *type, size_t size, zframe_t **peer_p)
+{
+    zmsg_t *msg = zmsg_recv (ingest);
+    assert (msg && zmsg_size (msg) == 3);
+    zframe_destroy (peer_p);
+    *peer_p = zmsg_pop (msg);
+    char *t = zmsg_popstr (msg);
+    snprintf (type, size, "%s", t);
+    free (t);
+    zframe_t *body = zmsg_pop (msg);
+    msgpack_unpacked result;
+    msgpack_unpacked_init (&result);
+    assert (msgpack_unpack_next (&result, (const char *) zframe_data (body),
+                                 zframe_size (body), NULL) == MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *id = pb_msgpack_get (&result.data, "id");
+    assert (id && id->type == MSGPACK_OBJECT_STR);
+    char *text = strndup (id->via.str.ptr, id->via.str.size);
+    assert (!pb_msgpack_get (&result.data, "time"));
+    msgpack_unpacked_destroy (&result);
+    zframe_destroy (&body);
+    zmsg_destroy (&msg);
+    return text;
+}
+
+static void
+s_test_answer (zsock_t *ingest, zframe_t *peer, const char *id, pb_nak_t nak)
+{
+    uint8_t buf [PB_WIRE_REPLY_MAX];
+    size_t len;
+    if (nak == PB_NAK_NONE)
+        assert (pb_wire_ack_encode (id, strlen (id), 9, buf, sizeof buf, &len) == 0);
+    else
+        assert (pb_wire_nak_encode (id, strlen (id), nak, "data.x: test", buf,
+                                    sizeof buf, &len) == 0);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, (zframe_t *[]) { zframe_dup (peer) });
+    zmsg_addstr (msg, nak == PB_NAK_NONE? "ACK": "NAK");
+    zmsg_addmem (msg, buf, len);
+    zmsg_send (&msg, ingest);
+}
+
+static void
+s_test_expect_note (zsock_t *ingest, zframe_t **peer_p, const char *want_id,
+                    const char *want_type, pb_nak_t answer)
+{
+    char type [64];
+    char *id = s_test_recv_note (ingest, type, sizeof type, peer_p);
+    if (!streq (id, want_id) || !streq (type, want_type))
+        printf ("\n   got %s %s, want %s %s", id, type, want_id, want_type);
+    assert (streq (id, want_id) && streq (type, want_type));
+    s_test_answer (ingest, *peer_p, id, answer);
+    free (id);
+}
 
 void
 pb_worker_test (bool verbose)
 {
     printf (" * pb_worker: ");
+    static const pb_rules_t rules = { "wtest", s_test_apply };
+    const char *countries [] = { "FRA", "DEU", "ITA", "XXX", "ESP", "PRT" };
+    char dir [] = "/tmp/pb_worker_test_XXXXXX";
+    assert (mkdtemp (dir));
+    zsock_t *ingest = pb_sock_new (ZMQ_ROUTER, "@inproc://pb_worker_test_in", NULL);
+    zsock_t *fanout = pb_sock_new (ZMQ_PUB, "@inproc://pb_worker_test_out", NULL);
+    zsock_t *replay = pb_sock_new (ZMQ_ROUTER, "@inproc://pb_worker_test_rp", NULL);
+    assert (ingest && fanout && replay);
+    zsock_set_rcvtimeo (ingest, 5000);
+    zsock_set_rcvtimeo (replay, 5000);
+    pb_worker_cfg_t cfg = { .map_size = 1 << 20, .batch_max = 2, .credit = 4,
+                            .window = 100, .resend_ms = 200,
+                            .replay_timeout_ms = 3000, .verbose = verbose,
+                            .rules = &rules };
+    snprintf (cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
+    strcpy (cfg.ingest, "inproc://pb_worker_test_in");
+    strcpy (cfg.fanout, "inproc://pb_worker_test_out");
+    strcpy (cfg.replay, "inproc://pb_worker_test_rp");
+    zactor_t *actor = zactor_new (pb_worker_actor, &cfg);
+    int status = -1;
+    assert (zsock_recv (actor, "i", &status) == 0 && status == 0);
+
+    //  Catch-up: seq 1..2 by replay; one ACK, one 'unavailable' (resent)
+    zframe_t *peer = NULL;
+    s_test_serve_replay (replay, 1, 2, countries);
+    s_test_expect_note (ingest, &peer, "wtest/1/0", "test.seen", PB_NAK_NONE);
+    s_test_expect_note (ingest, &peer, "wtest/2/0", "test.seen", PB_NAK_UNAVAILABLE);
+    s_test_expect_note (ingest, &peer, "wtest/2/0", "test.seen", PB_NAK_NONE);
+
+    //  Live: seq 3, then 5 (a gap: 4..5 come by replay; 4 is poison)
+    zclock_sleep (100);                 //  The SUB is polled after END
+    zmsg_t *live = zmsg_new ();
+    zmsg_addstr (live, "registry.ally");
+    zmsg_append (live, (zframe_t *[]) { s_test_event (3, countries [2]) });
+    zmsg_send (&live, fanout);
+    s_test_expect_note (ingest, &peer, "wtest/3/0", "test.seen", PB_NAK_NONE);
+    live = zmsg_new ();
+    zmsg_addstr (live, "registry.ally");
+    zmsg_append (live, (zframe_t *[]) { s_test_event (5, countries [4]) });
+    zmsg_send (&live, fanout);
+    s_test_serve_replay (replay, 4, 5, countries);
+    s_test_expect_note (ingest, &peer, "wtest/4/0", "notify.wtest.quarantined", PB_NAK_NONE);
+    //  The journal refuses ESP's notification: recorded, and announced
+    s_test_expect_note (ingest, &peer, "wtest/5/0", "test.seen", PB_NAK_BAD_DATA);
+    s_test_expect_note (ingest, &peer, "wtest/5/1000000", "notify.wtest.quarantined",
+                        PB_NAK_NONE);
+
+    //  A heartbeat beyond applied_seq is a gap too
+    uint8_t buf [PB_WIRE_REPLY_MAX];
+    size_t len;
+    assert (pb_wire_heartbeat_encode (6, 0, buf, sizeof buf, &len) == 0);
+    live = zmsg_new ();
+    zmsg_addstr (live, "sys.heartbeat");
+    zmsg_addmem (live, buf, len);
+    zmsg_send (&live, fanout);
+    s_test_serve_replay (replay, 6, 6, countries);
+    s_test_expect_note (ingest, &peer, "wtest/6/0", "test.seen", PB_NAK_NONE);
+
+    //  ops.redrive of seq 4: fails again (announced again, caused by the
+    //  redrive), then, once CUR is seen, applies, caused by the redrive
+    s_test_publish (fanout, "ops.redrive", s_test_redrive (7, 4));
+    s_test_expect_note (ingest, &peer, "wtest/7/0", "notify.wtest.quarantined", PB_NAK_NONE);
+    s_test_publish (fanout, "registry.ally", s_test_event (8, "CUR"));
+    s_test_expect_note (ingest, &peer, "wtest/8/0", "test.seen", PB_NAK_NONE);
+    s_test_publish (fanout, "ops.redrive", s_test_redrive (9, 4));
+    s_test_expect_note (ingest, &peer, "wtest/9/0", "test.seen", PB_NAK_NONE);
+    s_test_publish (fanout, "ops.redrive", s_test_redrive (10, 4));
+    zclock_sleep (100);
+    zactor_destroy (&actor);
+
+    //  The canonical dump: applied_seq 6, five countries, two quarantines
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    assert (pb_worker_dump (dir, out) == 0);
+    fclose (out);
+    if (verbose)
+        printf ("\n%s", text);
+    assert (strstr (text, "meta applied_seq 000000000000000a\n"));
+    assert (strstr (text, "state seen/XXX c3\n"));
+    assert (strstr (text, "state seen/PRT c3\n"));
+    assert (strstr (text, "state blob/PRT 0000"));     //  The map grew
+    assert (!strstr (text, "quarantine 0000000000000004 "));
+    assert (strstr (text, "quarantine nak/wtest/5/0 "));
+    free (text);
+    assert (pb_worker_dump ("/nonexistent/pb_worker", stderr) == PB_WORKER_STORE);
+
+    //  A store that cannot open: the actor reports it and stops
+    pb_worker_cfg_t bad = cfg;
+    strcpy (bad.data_dir, "/proc/nonexistent/pb_worker");
+    actor = zactor_new (pb_worker_actor, &bad);
+    assert (zsock_recv (actor, "i", &status) == 0 && status == PB_WORKER_STORE);
+    zactor_destroy (&actor);
+
+    zframe_destroy (&peer);
+    zsock_destroy (&ingest);
+    zsock_destroy (&fanout);
+    zsock_destroy (&replay);
+    char cmd [128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+    assert (system (cmd) == 0);
     printf ("OK\n");
 }

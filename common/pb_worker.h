@@ -8,7 +8,8 @@
                   msgpack values
       meta        applied_seq and the log time (now of the latest sys.tick)
       outbox      notifications derived but not yet ACKed by the journal
-      quarantine  seq -> {type, reason} of events the rules refused, and
+      quarantine  seq -> {type, reason, event} of events the rules refused
+                  (event: the stored envelope, for ops.redrive), and
                   "nak/<id>" -> {type, reason} of notifications the journal
                   refused
     A batch of events is applied in ONE write transaction that also stores
@@ -62,8 +63,10 @@ typedef struct _pb_apply_t pb_apply_t;
 //  A rules module. 'name' is the worker's name: its notifications' src,
 //  the first part of their ids, its config section and the type
 //  notify.<name>.quarantined. 'apply' is called once per event of the log
-//  except sys.heartbeat (sys.tick too, after the runtime stored the log
-//  time), in seq order; it skips the types it has no rule for (return 0).
+//  (sys.tick too, after the runtime stored the log time), in seq order,
+//  and skips the types it has no rule for (return 0). The runtime keeps
+//  ops.redrive {worker, seq} for itself: it applies the quarantined event
+//  'seq' again, with pb_apply_seq () the redrive's seq.
 //  It returns 0 (applied), pb_apply_poison (...) for an event that would
 //  fail again the same way (rolled back and quarantined), or passes on a
 //  store code from a pb_apply_* call (the batch is retried, then the

@@ -451,21 +451,30 @@ pb_apply_str (const msgpack_object *obj, char *buf, size_t size)
 //  --------------------------------------------------------------------------
 //  Applying a batch
 
-//  Record a quarantined event in 'txn' and emit notify.<name>.quarantined
+//  Record a quarantined event in 'txn' under 'qkey', keeping its stored
+//  envelope ('event', may be NULL) for ops.redrive, and emit
+//  notify.<name>.quarantined {seq, type, reason} caused by 'cause' (the
+//  event itself, or the redrive that failed again)
 static int
-s_quarantine (pb_worker_store_t *self, MDB_txn *txn, uint64_t seq,
-              int64_t now, const char *type, const char *reason,
-              const uint8_t *qkey, size_t qkey_size, uint32_t index_base)
+s_quarantine (pb_worker_store_t *self, MDB_txn *txn, uint64_t cause,
+              uint64_t seq, int64_t now, const char *type, const char *reason,
+              const uint8_t *qkey, size_t qkey_size, uint32_t index_base,
+              const void *event, size_t event_size)
 {
     pb_apply_t ctx;
-    s_ctx_init (&ctx, self, txn, seq, now);
+    s_ctx_init (&ctx, self, txn, cause, now);
     ctx.index_base = index_base;
     msgpack_packer *pk = pb_apply_put_begin (&ctx);
-    msgpack_pack_map (pk, 2);
+    msgpack_pack_map (pk, event? 3: 2);
     s_pack_str (pk, "type");
     s_pack_str (pk, type);
     s_pack_str (pk, "reason");
     s_pack_str (pk, reason);
+    if (event) {
+        s_pack_str (pk, "event");
+        msgpack_pack_bin (pk, event_size);
+        msgpack_pack_bin_body (pk, event, event_size);
+    }
     MDB_val k = { qkey_size, (void *) qkey };
     MDB_val v = { ctx.put_buf.size, ctx.put_buf.data };
     int rc = s_translate (mdb_put (txn, self->quarantine, &k, &v, 0),
@@ -496,56 +505,119 @@ s_is_store_code (int rc)
         || rc == PB_WORKER_CORRUPT;
 }
 
-//  Apply one event in a nested transaction of 'txn'. A poison (any code
-//  that is not a store failure) rolls back only this event.
+//  Run the rules on 'env' in a nested transaction of 'txn', as caused by
+//  'cause'. Returns 0 (committed), a store code, or PB_WORKER_POISON with
+//  'reason' set (rolled back: any other code is a poison too).
+static int
+s_run_rules (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *env,
+             uint64_t cause, int64_t now, char *reason)
+{
+    MDB_txn *child = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, txn, 0, &child), "nested txn");
+    if (rc)
+        return rc;
+    pb_apply_t ctx;
+    s_ctx_init (&ctx, self, child, cause, now);
+    rc = self->rules->apply (&ctx, env);
+    if (ctx.store_rc)
+        rc = ctx.store_rc;
+    if (rc == 0)
+        rc = s_translate (mdb_txn_commit (child), "nested commit");
+    else
+        mdb_txn_abort (child);
+    if (rc && !s_is_store_code (rc) && rc != PB_WORKER_POISON)
+        pb_apply_poison (&ctx, pb_worker_strerror (rc));
+    if (rc == PB_WORKER_POISON && ctx.reason [0] == 0)
+        pb_apply_poison (&ctx, "refused by the rules");
+    if (rc && !s_is_store_code (rc))
+        rc = PB_WORKER_POISON;
+    snprintf (reason, S_REASON_MAX + 1, "%s", ctx.reason);
+    s_ctx_fini (&ctx);
+    return rc;
+}
+
+//  ops.redrive {worker, seq} for this worker: apply the quarantined event
+//  kept under 'seq' again, as caused by the redrive (EVENTS.md, "Every
+//  worker"). If it fails again it stays quarantined and is announced
+//  again. A redrive of an event that is not quarantined changes nothing.
+static int
+s_redrive (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *redrive,
+           int64_t now)
+{
+    const msgpack_object *worker = pb_msgpack_get (redrive->data, "worker");
+    const msgpack_object *target = pb_msgpack_get (redrive->data, "seq");
+    if (!pb_msgpack_str_eq (worker, self->rules->name)
+    ||  !target || target->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return 0;
+    uint8_t qkey [8];
+    s_put_be64 (qkey, target->via.u64);
+    MDB_val k = { 8, qkey }, v;
+    int rc = s_translate (mdb_get (txn, self->quarantine, &k, &v), "quarantine get");
+    if (rc)
+        return rc == PB_ENOTFOUND? 0: rc;
+    //  Copy the kept event out: the transaction's pages change below
+    msgpack_unpacked record;
+    msgpack_unpacked_init (&record);
+    pb_envelope_t *event = NULL;
+    char error [256] = "";
+    if (msgpack_unpack_next (&record, v.mv_data, v.mv_size, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *bytes = pb_msgpack_get (&record.data, "event");
+        pb_limits_t limits = PB_LIMITS_DEFAULTS;
+        if (bytes && bytes->type == MSGPACK_OBJECT_BIN)
+            pb_envelope_decode (NULL, 0, bytes->via.bin.ptr, bytes->via.bin.size,
+                                PB_ENVELOPE_STORED, &limits, &event, error,
+                                sizeof error);
+    }
+    msgpack_unpacked_destroy (&record);
+    if (!event) {
+        zsys_warning ("pb_worker: cannot redrive seq=%" PRIu64 ": event not kept",
+                      target->via.u64);
+        return 0;
+    }
+    char reason [S_REASON_MAX + 1];
+    rc = s_run_rules (self, txn, event, redrive->seq, now, reason);
+    if (rc == 0) {
+        zsys_notice ("pb_worker: redriven seq=%" PRIu64, event->seq);
+        rc = s_translate (mdb_del (txn, self->quarantine, &k, NULL), "quarantine del");
+    }
+    else
+    if (rc == PB_WORKER_POISON) {
+        char type [129];
+        snprintf (type, sizeof type, "%.*s", (int) event->type_len, event->type);
+        rc = s_quarantine (self, txn, redrive->seq, event->seq, now, type, reason,
+                           qkey, 8, 0, event->bytes, event->size);
+    }
+    pb_envelope_destroy (&event);
+    return rc;
+}
+
+//  Apply one event. sys.tick moves the log time first; ops.redrive is the
+//  runtime's own; everything else goes to the rules. A poison rolls back
+//  only this event and quarantines it, keeping its bytes for a redrive.
 static int
 s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
              int64_t *now_p)
 {
-    const char *reason = event->error;
-    const char *type = event->type;
-    int rc = 0;
-    if (event->env) {
-        const pb_envelope_t *env = event->env;
-        if (env->type_len == 8 && memcmp (env->type, "sys.tick", 8) == 0) {
-            const msgpack_object *now = pb_msgpack_get (env->data, "now");
-            if (now && now->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-            &&  (int64_t) now->via.u64 > *now_p && now->via.u64 <= INT64_MAX)
-                *now_p = (int64_t) now->via.u64;
-        }
-        MDB_txn *child = NULL;
-        rc = s_translate (mdb_txn_begin (self->env, txn, 0, &child), "nested txn");
-        if (rc)
-            return rc;
-        pb_apply_t ctx;
-        s_ctx_init (&ctx, self, child, event->seq, *now_p);
-        rc = self->rules->apply (&ctx, env);
-        if (ctx.store_rc)
-            rc = ctx.store_rc;
-        if (rc == 0)
-            rc = s_translate (mdb_txn_commit (child), "nested commit");
-        else
-            mdb_txn_abort (child);
-        if (rc && !s_is_store_code (rc) && rc != PB_WORKER_POISON)
-            pb_apply_poison (&ctx, pb_worker_strerror (rc));
-        if (rc == PB_WORKER_POISON && ctx.reason [0] == 0)
-            pb_apply_poison (&ctx, "refused by the rules");
-        char poison_reason [S_REASON_MAX + 1];
-        snprintf (poison_reason, sizeof poison_reason, "%s", ctx.reason);
-        s_ctx_fini (&ctx);
-        if (s_is_store_code (rc))
-            return rc;
-        if (rc == 0)
-            return 0;
-        reason = poison_reason;
-        uint8_t qkey [8];
-        s_put_be64 (qkey, event->seq);
-        return s_quarantine (self, txn, event->seq, *now_p, type, reason,
-                             qkey, 8, 0);
-    }
     uint8_t qkey [8];
     s_put_be64 (qkey, event->seq);
-    return s_quarantine (self, txn, event->seq, *now_p, type, reason, qkey, 8, 0);
+    const pb_envelope_t *env = event->env;
+    if (!env)
+        return s_quarantine (self, txn, event->seq, event->seq, *now_p,
+                             event->type, event->error, qkey, 8, 0, NULL, 0);
+    if (env->type_len == 8 && memcmp (env->type, "sys.tick", 8) == 0) {
+        const msgpack_object *now = pb_msgpack_get (env->data, "now");
+        if (now && now->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+        &&  (int64_t) now->via.u64 > *now_p && now->via.u64 <= INT64_MAX)
+            *now_p = (int64_t) now->via.u64;
+    }
+    if (env->type_len == 11 && memcmp (env->type, "ops.redrive", 11) == 0)
+        return s_redrive (self, txn, env, *now_p);
+    char reason [S_REASON_MAX + 1];
+    int rc = s_run_rules (self, txn, env, event->seq, *now_p, reason);
+    if (rc == PB_WORKER_POISON)
+        rc = s_quarantine (self, txn, event->seq, event->seq, *now_p,
+                           event->type, reason, qkey, 8, 0, env->bytes, env->size);
+    return rc;
 }
 
 static int
@@ -725,9 +797,9 @@ pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
         snprintf (qkey, sizeof qkey, "nak/%s", id);
         rc = s_translate (mdb_del (txn, self->outbox, &k, NULL), "outbox del");
         if (rc == 0)
-            rc = s_quarantine (self, txn, cause, self->now, type, reason,
+            rc = s_quarantine (self, txn, cause, cause, self->now, type, reason,
                                (const uint8_t *) qkey, strlen (qkey),
-                               S_NAK_INDEX + index);
+                               S_NAK_INDEX + index, NULL, 0);
     }
     if (rc == 0) {
         rc = s_translate (mdb_txn_commit (txn), "refuse commit");
@@ -804,6 +876,10 @@ pb_worker_dump (const char *data_dir, FILE *out)
     static const pb_rules_t dump_rules = { "dump", NULL };
     pb_worker_store_t *store = NULL;
     MDB_txn *txn = NULL;
+    if (!zsys_file_exists (data_dir)) {
+        zsys_error ("pb_worker: no store at %s", data_dir);
+        return PB_WORKER_STORE;
+    }
     int rc = pb_worker_store_open (data_dir, 1 << 20, &dump_rules, &store);
     if (rc == 0)
         rc = s_translate (mdb_txn_begin (store->env, NULL, MDB_RDONLY, &txn),

@@ -24,6 +24,9 @@
                                    "blocked" or "invalid" (the Council
                                    worker refused it as invalid_action);
                                    used: a handover was assigned with it
+        duplicate/<id>/<seq hex16>  nil: a later nac.proposal of the id
+                                   (its invalid_action refusal, if any, is
+                                   not about the first)
         queue/<P>/<seq hex16>     [to, decision, effective, from|nil]: the
                                    handovers of P not yet complete, in log
                                    order; the first one waits for its
@@ -32,7 +35,7 @@
         volunteer_by/<P>/<ally>   seq hex16: the same, by ally
     plus the registry's reg/ keys. Runs on the worker's thread.
 
-    Choices where EVENTS.md is silent (also in proto/README.md terms):
+    Choices where EVENTS.md is silent:
       - A waiting handover is checked again from check 1 when its decision
         arrives, against the state at that point of the log: with nothing
         else happening to the partner, that is exactly the outcome it would
@@ -55,6 +58,9 @@
       - term_expiring.days_left: whole days from the tick to term_end's
         midnight, rounded up (so exactly expiry_notice_days on the tick at
         the notice point), 0 once past.
+      - A term may start in the past: the next tick gives its notice and
+        its end if they are due. A handover whose term would end after
+        9999-12-31 (not a catalogue DATE) is quarantined on arrival.
     =========================================================================
 */
 #ifndef PB_CPE_H_INCLUDED

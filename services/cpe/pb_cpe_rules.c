@@ -321,8 +321,10 @@ s_on_proposal (pb_apply_t *ctx, const pb_envelope_t *event)
         return pb_apply_poison (ctx, "nac.proposal: proposal is unreadable");
     pb_cpe_proposal_t proposal;
     int rc = pb_cpe_state_proposal_get (ctx, id, &proposal);
+    if (rc == 0)
+        return pb_cpe_state_duplicate_put (ctx, id, pb_apply_seq (ctx));
     if (rc != PB_ENOTFOUND)
-        return rc;                      //  0: not the first; or a failure
+        return rc;
     memset (&proposal, 0, sizeof proposal);
     const msgpack_object *action = pb_msgpack_get (event->data, "action");
     proposal.seq = pb_apply_seq (ctx);
@@ -341,8 +343,10 @@ s_on_proposal (pb_apply_t *ctx, const pb_envelope_t *event)
 
 //  The Council worker decided (adopted, blocked) or refused (invalid_action)
 //  a proposal: record it, then let a handover waiting on it go on.
-//  An invalid_action refusal counts only if its cause is the FIRST
-//  proposal of the id: a later duplicate's refusal is not about it.
+//  An invalid_action refusal whose cause is a later duplicate of the id is
+//  not about the first proposal (a Council worker may check validity
+//  before uniqueness); any other cause is: the first proposal itself, or
+//  the ops.redrive that re-applied it.
 static int
 s_on_decision (pb_apply_t *ctx, const pb_envelope_t *event, const char *state)
 {
@@ -357,8 +361,8 @@ s_on_decision (pb_apply_t *ctx, const pb_envelope_t *event, const char *state)
         return rc;
     if (!streq (proposal.state, "open"))
         return 0;                       //  Decided exactly once
-    if (streq (state, "invalid")
-    &&  (!event->has_cause || event->cause != proposal.seq))
+    if (streq (state, "invalid") && event->has_cause
+    &&  pb_cpe_state_is_duplicate (ctx, id, event->cause))
         return 0;
     snprintf (proposal.state, sizeof proposal.state, "%s", state);
     rc = pb_cpe_state_proposal_put (ctx, id, &proposal);
@@ -782,6 +786,13 @@ pb_cpe_test (bool verbose)
     s_test_proposal (w, "p4", "JPN", "DEU");
     s_test_nac (w, "notify.nac.rejected", "p4", "invalid_action");
     s_test_handover (w, "JPN", "DEU", "p4", "2025-01-01", NULL);
+    s_test_expect (w, S_REJECTED ("JPN", "decision_mismatch"));
+    //  (the refusal's cause here is the handover, as a redrive's would be
+    //  some other event than the proposal: it still counts)
+    s_test_proposal (w, "p4b", "JPN", "DEU");
+    s_test_handover (w, "JPN", "DEU", "p4b", "2025-01-01", NULL);
+    s_test_nothing (w);
+    s_test_nac (w, "notify.nac.rejected", "p4b", "invalid_action");
     s_test_expect (w, S_REJECTED ("JPN", "decision_mismatch"));
     s_test_proposal (w, "p5", "JPN", "DEU");
     s_test_handover (w, "JPN", "DEU", "p5", "2025-01-01", NULL);

@@ -207,6 +207,26 @@ pb_cpe_state_proposal_put (pb_apply_t *ctx, const char *id,
     return pb_apply_put_end (ctx, key);
 }
 
+//  duplicate/<id>/<seq hex16>  nil
+
+int
+pb_cpe_state_duplicate_put (pb_apply_t *ctx, const char *id, uint64_t seq)
+{
+    char key [S_KEY_SIZE];
+    snprintf (key, sizeof key, "duplicate/%s/%016" PRIx64, id, seq);
+    msgpack_packer *pk = pb_apply_put_begin (ctx);
+    msgpack_pack_nil (pk);
+    return pb_apply_put_end (ctx, key);
+}
+
+bool
+pb_cpe_state_is_duplicate (pb_apply_t *ctx, const char *id, uint64_t seq)
+{
+    char key [S_KEY_SIZE];
+    snprintf (key, sizeof key, "duplicate/%s/%016" PRIx64, id, seq);
+    return pb_apply_get (ctx, key, NULL) != NULL;
+}
+
 //  --------------------------------------------------------------------------
 //  queue/<P>/<seq hex16>  [to, decision, effective, from|nil]
 //  Fixed-width hex seqs sort as numbers: key order is log order.
@@ -369,6 +389,10 @@ s_test_apply (pb_apply_t *ctx, const pb_envelope_t *event)
     S_EXPECT (pb_cpe_state_proposal_get (ctx, "p/2", &got), 0);
     assert (!got.is_assign && !*got.partner && got.used);
     S_EXPECT (pb_cpe_state_proposal_get (ctx, "p-3", &got), PB_ENOTFOUND);
+    S_EXPECT (pb_cpe_state_duplicate_put (ctx, "p-1", 300), 0);
+    assert (pb_cpe_state_is_duplicate (ctx, "p-1", 300));
+    assert (!pb_cpe_state_is_duplicate (ctx, "p-1", 30));
+    assert (!pb_cpe_state_is_duplicate (ctx, "p-", 300));
 
     //  Queue order is log order, past the digits of a decimal key
     pb_cpe_handover_t h = { "FIN", "FRA", "p-1", "2024-01-01", "" }, first;

@@ -73,6 +73,13 @@ int
     pb_cpe_state_proposal_put (pb_apply_t *ctx, const char *id,
                                const pb_cpe_proposal_t *proposal);
 
+//  Record that the nac.proposal at 'seq' repeats the id 'id' (a later
+//  duplicate); is_duplicate tells whether 'seq' was one of those
+int
+    pb_cpe_state_duplicate_put (pb_apply_t *ctx, const char *id, uint64_t seq);
+bool
+    pb_cpe_state_is_duplicate (pb_apply_t *ctx, const char *id, uint64_t seq);
+
 //  Queue handover 'h' of log position 'seq' behind those of its partner
 int
     pb_cpe_state_queue_put (pb_apply_t *ctx, uint64_t seq,

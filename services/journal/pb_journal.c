@@ -14,6 +14,10 @@
     A crash before 3 completes loses only unanswered messages (producers
     resend); a crash after it loses nothing, since resends are answered
     from the index with the original seq.
+
+    This file: lifecycle, ingest and the batch path. pb_journal_replay.c:
+    replay and control. pb_journal_timers.c: ticks, heartbeat, reader
+    checks, aggregated warnings. pb_journal_cfg.c: the config table.
     =========================================================================
 */
 #include "pb_journal_internal.h"
@@ -26,7 +30,6 @@
 //  Bytes of envelopes one batch may hold: bounds the transaction's dirty
 //  pages (LMDB refuses past ~512 MiB) whatever batch_max says
 #define S_BATCH_BYTES (64 * 1024 * 1024)
-#define S_STATS_INTERVAL 1000           //  ms between aggregated warnings
 
 int64_t
 pb_journal_clock (pb_journal_t *self)
@@ -68,10 +71,36 @@ s_authorize (pb_journal_t *self, const pb_envelope_t *env, char *error)
     return PB_NAK_NONE;
 }
 
+//  A NAK carries the id "when the envelope was readable enough to find it"
+//  (PROTOCOL.md): past bad_msgpack the bytes passed pb_msgpack_check, so
+//  msgpack-c may read them, and a str id of the right size is taken.
+static void
+s_find_id (pb_journal_t *self, pb_journal_entry_t *entry)
+{
+    const void *bytes = zmq_msg_data (&entry->body);
+    size_t size = zmq_msg_size (&entry->body);
+    if (size > self->limits.max_size
+    ||  pb_msgpack_check (bytes, size, &self->limits, NULL, 0))
+        return;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    if (msgpack_unpack_next (&unpacked, (const char *) bytes, size, NULL)
+        == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *id = pb_msgpack_get (&unpacked.data, "id");
+        if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size > 0
+        &&  id->via.str.size <= PB_WIRE_ID_MAX) {
+            memcpy (entry->nak_id, id->via.str.ptr, id->via.str.size);
+            entry->nak_id_len = id->via.str.size;
+        }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+}
+
 static void
 s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
 {
     entry->result = PB_JOURNAL_REFUSED;
+    entry->nak_id_len = 0;
     if (entry->frames != 2) {
         entry->nak = PB_NAK_BAD_FRAMES;
         snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
@@ -83,6 +112,8 @@ s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
         zmq_msg_data (&entry->body), zmq_msg_size (&entry->body),
         PB_ENVELOPE_INGEST, &self->limits, &entry->envelope,
         entry->error, PB_JOURNAL_ERROR_MAX);
+    if (entry->nak > PB_NAK_BAD_MSGPACK)
+        s_find_id (self, entry);
     if (entry->nak == PB_NAK_NONE && entry->origin == PB_JOURNAL_FROM_INGEST)
         entry->nak = s_authorize (self, entry->envelope, entry->error);
     if (entry->nak == PB_NAK_NONE)
@@ -138,6 +169,17 @@ s_txn_attempt (pb_journal_t *self)
             rc = 0;
             continue;
         }
+        if (PB_NEVER (rc == PB_EINVAL)) {
+            //  The decoder bounds src, id and type: refuse, never stop
+            entry->result = PB_JOURNAL_REFUSED;
+            entry->nak = PB_NAK_BAD_ENVELOPE;
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "envelope: src, id or type longer than the log accepts");
+            free (entry->stored);
+            entry->stored = NULL;
+            rc = 0;
+            continue;
+        }
         if (rc == 0 && entry->origin != PB_JOURNAL_FROM_INGEST)
             rc = pb_log_set_now (self->log, entry->tick_now);
     }
@@ -165,10 +207,10 @@ s_txn_run (pb_journal_t *self)
         if (rc)
             break;
     }
-    if (rc == PB_LOG_AT_MAX) {
-        zsys_error ("journal: log map is at map_max=%" PRId64 ", refusing events",
-                    self->cfg->map_max);
-    }
+    if (rc == PB_LOG_AT_MAX && !self->map_at_max)
+        zsys_error ("journal: log map is at map_max=%" PRId64 ", refusing events "
+                    "with 'unavailable'", self->cfg->map_max);
+    self->map_at_max = rc == PB_LOG_AT_MAX;
     if (rc == PB_LOG_NOSPC || rc == PB_LOG_AT_MAX) {
         //  Nothing of the batch is stored: what it would have appended is
         //  'unavailable'; resends of older events are still good ACKs
@@ -211,13 +253,14 @@ s_answer_ingest (pb_journal_t *self, pb_journal_entry_t *entry)
         }
         command = "NAK";
         self->naks [entry->nak]++;
-        rc = pb_wire_nak_encode (env? env->id: NULL, env? env->id_len: 0, entry->nak,
-                                 entry->error, map, sizeof map, &size);
+        const char *id = env? env->id: entry->nak_id_len? entry->nak_id: NULL;
+        size_t id_len = env? env->id_len: entry->nak_id_len;
+        rc = pb_wire_nak_encode (id, id_len, entry->nak, entry->error, map, sizeof map, &size);
     }
     assert (rc == 0);
     if (self->verbose)
-        zsys_debug ("journal: %s id=%.*s seq=%" PRIu64 " code=%s", command,
-                    env? (int) env->id_len: 0, env? env->id: "", entry->seq,
+        zsys_debug ("journal: %s id_len=%zu seq=%" PRIu64 " code=%s", command,
+                    env? env->id_len: entry->nak_id_len, entry->seq,
                     command [0] == 'N'? pb_nak_code (entry->nak): "");
     //  ROUTER drops what it cannot deliver: a producer that went away or
     //  stopped reading resends, and the index answers it then
@@ -250,6 +293,13 @@ s_answer_control (pb_journal_t *self, pb_journal_entry_t *entry)
     }
 }
 
+//  libzmq frees a fanned-out envelope when every subscriber has it
+static void
+s_free_envelope (void *data, void *hint)
+{
+    free (data);
+}
+
 static void
 s_fanout (pb_journal_t *self)
 {
@@ -265,7 +315,12 @@ s_fanout (pb_journal_t *self)
         //  high-water mark and fills the gap from replay
         zmq_send (self->fanout_handle, entry->envelope->type, entry->envelope->type_len,
                   ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send (self->fanout_handle, entry->stored, entry->stored_size, ZMQ_DONTWAIT);
+        //  Zero copy: the stored envelope's buffer passes to libzmq
+        zmq_msg_t body;
+        zmq_msg_init_data (&body, entry->stored, entry->stored_size, s_free_envelope, NULL);
+        entry->stored = NULL;
+        if (zmq_msg_send (&body, self->fanout_handle, ZMQ_DONTWAIT) == -1)
+            zmq_msg_close (&body);
     }
 }
 
@@ -291,8 +346,8 @@ s_batch_reset (pb_journal_t *self)
 
 //  Admit, store, answer, fan out the entries in hand. Returns 0, or -1
 //  after a fatal log error: nothing of the batch is answered then.
-static int
-s_batch_run (pb_journal_t *self)
+int
+pb_journal_batch_run (pb_journal_t *self)
 {
     for (size_t i = 0; i < self->entry_count; i++)
         s_admit (self, &self->entries [i]);
@@ -382,128 +437,7 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     }
     if (self->entry_count == 0)
         return 0;
-    return s_batch_run (self);
-}
-
-//  --------------------------------------------------------------------------
-//  Ticks
-
-int
-pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity)
-{
-    assert (self->entry_count == 0);    //  Never inside an ingest batch
-    pb_journal_entry_t *entry = &self->entries [0];
-    entry->origin = identity? PB_JOURNAL_FROM_CONTROL: PB_JOURNAL_FROM_TICK;
-    entry->frames = 2;
-    entry->tick_now = now;
-    entry->seq = 0;
-    if (identity)
-        zmq_msg_copy (&entry->identity, identity);
-    //  The id derives from now, so the same tick twice is one event
-    char id [32];
-    snprintf (id, sizeof id, "tick-%" PRId64, now);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer packer;
-    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&packer, 4);
-    msgpack_pack_str_with_body (&packer, "id", 2);
-    msgpack_pack_str_with_body (&packer, id, strlen (id));
-    msgpack_pack_str_with_body (&packer, "src", 3);
-    msgpack_pack_str_with_body (&packer, "journal", 7);
-    msgpack_pack_str_with_body (&packer, "type", 4);
-    msgpack_pack_str_with_body (&packer, "sys.tick", 8);
-    msgpack_pack_str_with_body (&packer, "data", 4);
-    msgpack_pack_map (&packer, 1);
-    msgpack_pack_str_with_body (&packer, "now", 3);
-    msgpack_pack_int64 (&packer, now);
-    zmq_msg_close (&entry->type);
-    zmq_msg_init_size (&entry->type, 8);
-    memcpy (zmq_msg_data (&entry->type), "sys.tick", 8);
-    zmq_msg_close (&entry->body);
-    zmq_msg_init_size (&entry->body, buffer.size);
-    memcpy (zmq_msg_data (&entry->body), buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
-    self->entry_count = 1;
-    return s_batch_run (self);
-}
-
-static int
-s_on_tick_timer (zloop_t *loop, int timer_id, void *arg)
-{
-    pb_journal_t *self = (pb_journal_t *) arg;
-    int64_t now = pb_journal_clock (self);
-    if (now <= pb_log_now (self->log)) {
-        //  Log time never goes backwards, and a tick never repeats a now:
-        //  wait for the clock to pass it
-        if (!self->tick_skipped && now < pb_log_now (self->log))
-            zsys_warning ("journal: clock is behind log time, ticks paused "
-                          "clock=%" PRId64 " log_time=%" PRId64, now, pb_log_now (self->log));
-        self->tick_skipped = now < pb_log_now (self->log);
-        return 0;
-    }
-    self->tick_skipped = false;
-    return pb_journal_tick (self, now, NULL);
-}
-
-//  --------------------------------------------------------------------------
-//  Other timers and the pipe
-
-static int
-s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
-{
-    pb_journal_t *self = (pb_journal_t *) arg;
-    uint8_t map [PB_WIRE_REPLY_MAX];
-    size_t size = 0;
-    int rc = pb_wire_heartbeat_encode (pb_log_head (self->log), pb_journal_clock (self),
-                                       map, sizeof map, &size);
-    assert (rc == 0);
-    zmq_send (self->fanout_handle, "sys.heartbeat", 13, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (self->fanout_handle, map, size, ZMQ_DONTWAIT);
-    return 0;
-}
-
-static int
-s_on_reader_check (zloop_t *loop, int timer_id, void *arg)
-{
-    pb_journal_t *self = (pb_journal_t *) arg;
-    int rc = pb_log_reader_check (self->log);
-    return rc == PB_LOG_CORRUPT? (self->exit_rc = rc, -1): 0;
-}
-
-//  Warnings aggregated once a second: counts by code, never per message
-static int
-s_on_stats (zloop_t *loop, int timer_id, void *arg)
-{
-    pb_journal_t *self = (pb_journal_t *) arg;
-    char line [512] = "";
-    size_t used = 0;
-    uint64_t total = 0;
-    for (int code = PB_NAK_NONE + 1; code < PB_NAK_COUNT; code++)
-        if (self->naks [code] && used < sizeof line) {
-            used += snprintf (line + used, sizeof line - used, " %s=%" PRIu64,
-                              pb_nak_code ((pb_nak_t) code), self->naks [code]);
-            total += self->naks [code];
-        }
-    for (int code = PB_WIRE_REFUSAL_NONE + 1; code < PB_WIRE_REFUSAL_COUNT; code++)
-        if (self->errors [code] && used < sizeof line) {
-            used += snprintf (line + used, sizeof line - used, " error.%s=%" PRIu64,
-                              pb_wire_refusal_code ((pb_wire_refusal_t) code),
-                              self->errors [code]);
-            total += self->errors [code];
-        }
-    if (total)
-        zsys_warning ("journal: refused in the last second count=%" PRIu64 "%s", total, line);
-    if (++self->stats_turns % 10 == 0)
-        zsys_info ("journal: stats head=%" PRIu64 " appended=%" PRIu64 " duplicates=%"
-                   PRIu64 " batches=%" PRIu64 " mean_batch=%.1f replays=%zu",
-                   pb_log_head (self->log), self->appended, self->duplicates,
-                   self->batches, self->batches? (double) self->messages / self->batches: 0.0,
-                   zlistx_size (self->sessions));
-    memset (self->naks, 0, sizeof self->naks);
-    memset (self->errors, 0, sizeof self->errors);
-    pb_journal_replay_expire (self);
-    return 0;
+    return pb_journal_batch_run (self);
 }
 
 static int
@@ -646,11 +580,13 @@ pb_journal_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, self->ingest, s_on_ingest, self);
         zloop_reader (self->loop, self->replay, pb_journal_on_replay, self);
         if (!self->manual)
-            zloop_timer (self->loop, (size_t) cfg->tick_interval, 0, s_on_tick_timer, self);
-        zloop_timer (self->loop, (size_t) cfg->heartbeat_interval, 0, s_on_heartbeat, self);
+            zloop_timer (self->loop, (size_t) cfg->tick_interval, 0,
+                         pb_journal_on_tick, self);
+        zloop_timer (self->loop, (size_t) cfg->heartbeat_interval, 0,
+                     pb_journal_on_heartbeat, self);
         zloop_timer (self->loop, (size_t) cfg->reader_check_interval, 0,
-                     s_on_reader_check, self);
-        zloop_timer (self->loop, S_STATS_INTERVAL, 0, s_on_stats, self);
+                     pb_journal_on_reader_check, self);
+        zloop_timer (self->loop, PB_JOURNAL_STATS_INTERVAL, 0, pb_journal_on_stats, self);
         zloop_start (self->loop);       //  Ends on $TERM, a signal, or -1
         rc = self->exit_rc;
         zsys_notice ("journal: stopped head=%" PRIu64 " appended=%" PRIu64

@@ -46,6 +46,8 @@ typedef struct {
     pb_journal_result_t result;         //  set by admission and the txn
     pb_nak_t nak;                       //  PB_JOURNAL_REFUSED: why
     char *error;                        //  its sentence (owned, fixed size)
+    char nak_id [PB_WIRE_ID_MAX];       //  id for a NAK without envelope
+    size_t nak_id_len;                  //  0: none readable
     uint64_t seq;                       //  APPENDED or DUPLICATE: where
     uint8_t *stored;                    //  APPENDED: stored envelope (owned)
     size_t stored_size;
@@ -87,7 +89,26 @@ typedef struct {
     uint64_t stats_turns;               //  s_on_stats calls, for the info line
     uint64_t replays_dropped;           //  idle or unreachable, since log
     bool tick_skipped;                  //  the wall clock is behind log time
+    bool map_at_max;                    //  refusing: the map is at map_max
 } pb_journal_t;
+
+#define PB_JOURNAL_STATS_INTERVAL 1000  //  ms between aggregated warnings
+
+//  Admit, store, answer and fan out the entry_count entries in hand, then
+//  reset them. Returns 0, or -1 after a fatal log error (nothing of the
+//  batch answered, self->exit_rc set).
+int
+    pb_journal_batch_run (pb_journal_t *self);
+
+//  Timers (pb_journal_timers.c), zloop handlers
+int
+    pb_journal_on_tick (zloop_t *loop, int timer_id, void *arg);
+int
+    pb_journal_on_heartbeat (zloop_t *loop, int timer_id, void *arg);
+int
+    pb_journal_on_reader_check (zloop_t *loop, int timer_id, void *arg);
+int
+    pb_journal_on_stats (zloop_t *loop, int timer_id, void *arg);
 
 //  The clock of the configuration, or the wall clock
 int64_t

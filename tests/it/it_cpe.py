@@ -323,6 +323,16 @@ def story(res, args):
             assert len(got) == 1 and got[0][0] == "quarantined", got
             assert "9999-12-31" in got[0][1]["reason"], got
 
+        def crash_restart():
+            c.quiet()
+            c.cpe.kill9()
+            c.handover("FIN", "DEU", "p10", "2030-01-01")
+            c.tick(ms("2030-02-01"))
+            c.cpe.start()
+            c.expect(assigned("FIN", "DEU", "2030-01-01", "2032-01-01"))
+            system.check_no_duplicate_notifications(
+                system.notifications(c.journal))
+
         def rebuild_is_identical():
             head = c.quiet()
             notes_before = c.cpe_notes()
@@ -370,6 +380,7 @@ def story(res, args):
                 ("accession ends the CPE; the country is an Ally",
                  accession),
                 ("a term past 9999-12-31 is quarantined", quarantine),
+                ("kill -9 and restart: applied once", crash_restart),
                 ("rebuild from the log: --dump byte-identical",
                  rebuild_is_identical)]:
             res.run(label, fn)

@@ -121,13 +121,14 @@ def main():
                     req["credit"] = credit
                 r.command("REPLAY", req)
                 got = 0
-                while r.sock.poll(1000):
+                while got < credit:          # the batches the credit allows
+                    assert r.sock.poll(5000), "only %d of %d batches" % (
+                        got, credit)
                     frames = r.recv()
                     assert frames[0] == b"EVENTS", frames[0]
                     got += 1
-                    assert got <= credit, \
-                        "%d batches without credit, limit %d" % (got, credit)
-                assert got == credit, "only %d of %d batches" % (got, credit)
+                assert not r.sock.poll(1000), \
+                    "more than %d batches without credit" % credit
                 r.command("CREDIT", {"n": 2})
                 for _ in range(2):
                     assert r.sock.poll(2000), "no batch after CREDIT"
@@ -154,6 +155,59 @@ def main():
                 assert [e[0] for e in events] == list(range(5000, 5010)), \
                     [e[0] for e in events][:5]
                 assert end["count"] == 10, end
+
+        def replay_while_writing():
+            # an open-ended replay, slowed by its credit, while a producer
+            # appends: gapless, in order, and END.through covers the head
+            # it reached
+            head0 = len(sent)
+            with pbtest.Replayer(j, timeout=10) as r, \
+                    pbtest.Producer(j) as q:
+                r.command("REPLAY", {"from": head0 - 250, "credit": 1})
+                seqs, k = [], 0
+                while True:
+                    frames = r.recv()
+                    if frames[0] == b"END":
+                        end = pbtest.unpack(frames[1])
+                        break
+                    assert frames[0] == b"EVENTS", frames[0]
+                    seqs += [pbtest.unpack(f)["seq"] for f in frames[1:]]
+                    if k < 5:
+                        envs = [envelope(id_="w-%d-%d" % (k, i))
+                                for i in range(30)]
+                        for env, (kind, body) in zip(envs,
+                                                     q.publish_all(envs)):
+                            assert kind == "ACK", body
+                            sent[body["seq"]] = env
+                        k += 1
+                    r.command("CREDIT", {"n": 1})
+            assert seqs == list(range(head0 - 250, seqs[-1] + 1)), \
+                "replay during writes is not gapless"
+            assert end["through"] == seqs[-1] and end["count"] == len(seqs), \
+                (end, seqs[-1], len(seqs))
+            assert seqs[-1] > head0, "the replay stopped at the old head"
+            assert end["head"] >= seqs[-1], end
+
+        def idle_replay_dropped():
+            with pbtest.Journal(args.journal, {"replay-idle": 300,
+                                               "replay-batch": 10},
+                                log_name="it-replay-idle") as k:
+                k.start()
+                with pbtest.Producer(k) as q:
+                    envs = [envelope(id_="i-%d" % i) for i in range(50)]
+                    assert all(r[0] == "ACK" for r in q.publish_all(envs))
+                with pbtest.Replayer(k, timeout=5) as r:
+                    r.command("REPLAY", {"from": 1, "credit": 1})
+                    assert r.recv()[0] == b"EVENTS"
+                    assert not r.sock.poll(1200), "a batch without credit"
+                    r.command("CREDIT", {"n": 5})
+                    n = 0
+                    while r.sock.poll(700):
+                        frames = r.recv()
+                        n += frames[0] == b"EVENTS"
+                    assert n == 0, "%d batches after replay_idle" % n
+                    events, end, _ = r.replay(1)
+                    assert len(events) == 50 and end["count"] == 50, end
 
         def bad_requests():
             bad = [
@@ -254,6 +308,10 @@ def main():
         res.run("default credit is 4 batches", credit_flow, 4, False)
         res.run("CANCEL stops a replay", credit_no_more_after_cancel)
         res.run("a new REPLAY replaces the one in progress", replace_replay)
+        res.run("replay while a producer appends: gapless, END.through",
+                replay_while_writing)
+        res.run("a replay idle past replay_idle is dropped",
+                idle_replay_dropped)
         res.run("bad requests -> ERROR bad_request naming the field",
                 bad_requests)
         res.run("manual clock: TICK, backwards refused, survives restart",

@@ -93,7 +93,10 @@ def main():
         c = StrangerClient(j.ingest, j.fanout, j.replay)
         c.subscribe("registry.")
         c.subscribe("sys.heartbeat")
-        time.sleep(0.3)          # let the subscription reach the journal
+        # A subscription takes a moment to reach the journal: the first
+        # heartbeat received proves it is in place
+        while c.next_published()[0] != "sys.heartbeat":
+            pass
 
         acked = {}
         events = [ally(code, name, joined, "a-%d" % i)

@@ -39,6 +39,7 @@ Run it alone to see the mix:  /usr/bin/python3 scenario.py --count 20000
 import argparse
 import collections
 import datetime
+import heapq
 import json
 import os
 import random
@@ -195,7 +196,11 @@ class Scenario:
         self.partners = {}          # code -> {frameworks, status, profile}
         self.activities = {}        # id -> {"open": bool, "bad": bool}
         self.proposals = {}         # id -> model
-        self.schedule = []          # [(due step, order, fn)]
+        self.schedule = []          # heap of (due step, order, fn)
+        self.deadlines = []         # heap of (silence deadline, pid)
+        self.open_list = []         # activity ids, oldest first (lazy)
+        self.closed_list = []       # discarded activity ids
+        self.proposal_ids = []      # every proposal id, in order
         self.order = 0
         self.holder = {}            # partner -> predicted CPE holder
         self.assign_ready = []      # adopted cpe.assign ids not yet used
@@ -215,10 +220,12 @@ class Scenario:
             days = self.rng.choice([1, 1, 1, 2, 2, 3])
         self.now += days * DAY_MS + self.rng.randrange(0, 3600000)
         self.steps.append(("tick", self.now))
+        self.deadlines_due()
 
     def later(self, steps, fn):
         self.order += 1
-        self.schedule.append((len(self.steps) + steps, self.order, fn))
+        heapq.heappush(self.schedule,
+                       (len(self.steps) + steps, self.order, fn))
 
     def new_id(self, prefix):
         self.n_ids[prefix] += 1
@@ -236,7 +243,30 @@ class Scenario:
         return sorted(c for c in self.partners if c not in self.allies)
 
     def open_activities(self):
-        return sorted(a for a, m in self.activities.items() if m["open"])
+        """Open activity ids, oldest first (the list drops closed ones
+        lazily)."""
+        if len(self.open_list) > 2 * (len(self.activities)
+                                      - len(self.closed_list)) + 16:
+            self.open_list = [a for a in self.open_list
+                              if self.activities[a]["open"]]
+        return self.open_list
+
+    def pick_open(self, recent=False):
+        """An open activity (recent ones more often), or None."""
+        opened = self.open_activities()
+        for _ in range(20):
+            if not opened:
+                return None
+            if recent:
+                i = len(opened) - 1 - min(int(self.rng.expovariate(0.05)),
+                                          len(opened) - 1)
+            else:
+                i = self.rng.randrange(len(opened))
+            if self.activities[opened[i]]["open"]:
+                return opened[i]
+        self.open_list = [a for a in self.open_list
+                          if self.activities[a]["open"]]
+        return self.open_list[-1] if self.open_list else None
 
     def pick_allies(self, n):
         return self.rng.sample(sorted(self.allies), n)
@@ -313,14 +343,17 @@ class Scenario:
             self.ev_activity()
         edge_at = self.count * 9 // 10
         while len(self.steps) < self.count or self.schedule:
-            self.schedule.sort()
             while self.schedule and self.schedule[0][0] <= len(self.steps):
-                _, _, fn = self.schedule.pop(0)
+                _, _, fn = heapq.heappop(self.schedule)
                 fn()
             if len(self.steps) >= self.count:
-                if self.schedule:
-                    #  Let time pass so that what is planned can happen
-                    self.tick()
+                #  What is planned happens now, in its order, with time
+                #  passing now and then
+                while self.schedule:
+                    _, _, fn = heapq.heappop(self.schedule)
+                    fn()
+                    if self.rng.random() < 0.05:
+                        self.tick()
                 continue
             if self.edge and len(self.steps) >= edge_at:
                 self.edge = False
@@ -352,6 +385,7 @@ class Scenario:
         self.emit("activity.registered", data)
         self.activities[aid] = {"open": True,
                                 "bad": self.rng.random() < 0.25}
+        self.open_list.append(aid)
 
     def ev_activity_again(self):
         """A second activity.registered for an id already used: the
@@ -364,12 +398,10 @@ class Scenario:
             "area": "other", "tool": "PCM", "partners": []})
 
     def ev_feedback(self):
-        opened = self.open_activities()
-        if not opened:
-            return self.ev_activity()
         #  Recent activities get more feedback
-        aid = opened[-1 - min(int(self.rng.expovariate(0.05)),
-                              len(opened) - 1)]
+        aid = self.pick_open(recent=True)
+        if aid is None:
+            return self.ev_activity()
         self.feedback(aid)
 
     def feedback(self, aid):
@@ -391,8 +423,7 @@ class Scenario:
         self.emit("activity.feedback", data)
 
     def ev_feedback_noise(self):
-        closed = sorted(a for a, m in self.activities.items()
-                        if not m["open"])
+        closed = self.closed_list
         if closed and self.rng.random() < 0.6:
             self.feedback(self.rng.choice(closed))
         else:
@@ -418,15 +449,15 @@ class Scenario:
                 ally = self.rng.choice(sorted(self.allies))
                 return {"kind": kind, "partner": partner, "ally": ally}
         if kind in ("activity.open", "activity.discard"):
-            opened = self.open_activities()
-            if not opened:
+            chosen = self.pick_open()
+            if chosen is None:
                 kind = "consultation.convene"
             elif kind == "activity.open":
-                return {"kind": kind, "activity": self.rng.choice(opened),
+                return {"kind": kind, "activity": chosen,
                         "partners": sorted(self.rng.sample(
                             sorted(self.partners), self.rng.randrange(1, 4)))}
             else:
-                return {"kind": kind, "activity": self.rng.choice(opened)}
+                return {"kind": kind, "activity": chosen}
         if kind == "programme.open":
             return {"kind": kind,
                     "partner": self.rng.choice(self.non_ally_partners()),
@@ -478,7 +509,7 @@ class Scenario:
             return self.propose(self.invalid_action(), plan="invalid")
         if r < 0.08 and self.proposals:
             #  The same id again, with the same or another action
-            pid = self.rng.choice(sorted(self.proposals))
+            pid = self.rng.choice(self.proposal_ids)
             model = self.proposals[pid]
             data = {"proposal": pid, "action": model["action"],
                     "procedure": "meeting"}
@@ -496,6 +527,7 @@ class Scenario:
             data["deadline"] = self.now + deadline_days * DAY_MS
             model["deadline"] = data["deadline"]
         self.proposals[pid] = model
+        self.proposal_ids.append(pid)
         self.emit("nac.proposal", data)
         if plan == "invalid":
             #  Positions and a meeting on a refused proposal: unknown to
@@ -538,7 +570,9 @@ class Scenario:
         model["decided"] = "adopted"
         action = model["action"]
         if action["kind"] == "activity.discard":
-            self.activities[action["activity"]]["open"] = False
+            if self.activities[action["activity"]]["open"]:
+                self.activities[action["activity"]]["open"] = False
+                self.closed_list.append(action["activity"])
         elif action["kind"] == "accession":
             self.allies.add(action["country"])
             self.holder.pop(action["country"], None)
@@ -588,7 +622,7 @@ class Scenario:
         if plan == "adopt":
             #  Adopted by the first tick past the deadline; the model
             #  marks it when it sees the deadline pass
-            self.later(1, lambda: self.watch_deadline(pid))
+            heapq.heappush(self.deadlines, (model["deadline"], pid))
             self.aftermath(pid, 200)
             return
         objector = self.pick_allies(1)[0]
@@ -605,12 +639,10 @@ class Scenario:
                                       self.blocked(pid)))
         self.aftermath(pid, span + 40)
 
-    def watch_deadline(self, pid):
-        model = self.proposals[pid]
-        if self.now >= model["deadline"]:
+    def deadlines_due(self):
+        while self.deadlines and self.deadlines[0][0] <= self.now:
+            _, pid = heapq.heappop(self.deadlines)
             self.adopted(pid)
-        else:
-            self.later(5, lambda: self.watch_deadline(pid))
 
     def aftermath(self, pid, at):
         """Now and then, something after the decision: already decided."""
@@ -623,8 +655,9 @@ class Scenario:
 
     def ev_position_noise(self):
         r = self.rng.random()
-        open_ = sorted(p for p, m in self.proposals.items()
-                       if not m["decided"] and m["plan"] != "invalid")
+        recent = self.proposal_ids[-50:]
+        open_ = [p for p in recent if not self.proposals[p]["decided"]
+                 and self.proposals[p]["plan"] != "invalid"]
         if r < 0.5 and open_:
             #  A non-Ally (partner or unknown) takes a position
             who = self.rng.choice(self.non_ally_partners() + UNKNOWN_COUNTRIES)

@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""workers_bench - the whole system's figures: journal + pb-nac, pb-cpe,
+pb-activity on the realistic mix of tests/it/scenario.py
+
+Prints figures; not a pass/fail test (ctest's workers_bench_smoke runs it
+with --quick so that it cannot rot).
+
+1. End to end, live, at each offered rate (--rates, default 1000,10000
+   events/s): the scenario is published paced on one DEALER (TICKs in
+   their place, manual clock) while the three workers run; a separate
+   subscriber process stamps every notify.* on arrival at the fanout.
+     - latency publish -> notification: from the producer's send of an
+       event (or TICK) to the fanout arrival of each notification whose
+       cause is that event: p50, p99, max;
+     - throughput: steps / (first send .. last derived notification);
+     - whether the publisher kept the offered rate.
+2. Catch-up from a log of --catchup-events events (default 1,000,000),
+   built once by pipelined publishing (window 1000) with no worker
+   running. Then each worker alone, on an empty dir:
+     - pass 1: catches up from the bare log and publishes what it derives
+       (the next worker's log holds those notifications);
+     - pass 2 (rebuild): catches up again, from the complete log; its
+       notifications are all duplicates the journal acknowledges.
+   Events applied per second until applied_seq reaches the head.
+3. Peak memory (VmHWM) of every process.
+
+Targets for reference: catch-up >= 100,000 events/s per worker; p99
+publish -> notification < 10 ms at 10,000 events/s.
+
+Usage: workers_bench.py --bin-dir BUILD [--quick] [--rates 1000,10000]
+       [--seconds 5] [--catchup-events N]
+Build Release first for figures worth quoting, e.g.
+  cmake -S . -B /tmp/pb-rel -DCMAKE_BUILD_TYPE=Release -DPB_CRASHPOINTS=OFF
+  cmake --build /tmp/pb-rel -j2
+  /usr/bin/python3 tests/bench/workers_bench.py --bin-dir /tmp/pb-rel
+"""
+
+import argparse
+import os
+import select
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "it"))
+
+import msgpack  # noqa: E402
+import zmq  # noqa: E402
+
+import pbtest  # noqa: E402
+import scenario  # noqa: E402
+import system  # noqa: E402
+
+
+# ---------------------------------------------------------------------------
+# Subscriber process: stamps notifications on arrival
+
+
+def subscriber_main(endpoint):
+    """Runs in its own process (no GIL shared with the publisher): SUB to
+    notify. on 'endpoint', print READY, record (arrival, seq, cause) until
+    stdin closes, then write them to stdout as one msgpack array."""
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"notify.")
+    sub.connect(endpoint)
+    time.sleep(0.3)                     # the subscription reaches the PUB
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    poller = zmq.Poller()
+    poller.register(sub, zmq.POLLIN)
+    poller.register(sys.stdin.fileno(), zmq.POLLIN)
+    records = []
+    unpackb = msgpack.unpackb
+    running = True
+    while running:
+        for sock, _ in poller.poll(1000):
+            if sock is sub:
+                while True:
+                    try:
+                        frames = sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    t = time.monotonic()
+                    env = unpackb(frames[1], raw=False)
+                    records.append((t, env.get("seq"), env.get("cause"),
+                                    env.get("type")))
+            else:
+                running = False
+    out = msgpack.packb(records, use_bin_type=True)
+    sys.stdout.buffer.write(out)
+    sys.stdout.flush()
+    sub.close(0)
+    ctx.term()
+
+
+class Subscriber:
+    def __init__(self, journal):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--subscriber",
+             journal.fanout],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        assert ready and self.proc.stdout.readline() == b"READY\n"
+
+    def finish(self):
+        self.proc.stdin.close()
+        data = self.proc.stdout.read()
+        self.proc.wait(30)
+        return msgpack.unpackb(data, raw=False)
+
+
+# ---------------------------------------------------------------------------
+# Figures
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, int(p / 100.0 * len(sorted_values)))
+    return sorted_values[i]
+
+
+def hwm_mb(kb):
+    return "%.1f MiB" % (kb / 1024.0) if kb else "?"
+
+
+def live_run(args, binaries, rate, seconds, seed):
+    """One end-to-end run at 'rate' steps/s for 'seconds'."""
+    count = max(2000, int(rate * seconds))
+    steps = scenario.generate(seed, count, tick_weight=0.5)
+    journal = pbtest.Journal(args.journal, {"clock": "manual"},
+                             log_name="pb-bench-live")
+    workers = []
+    try:
+        journal.start()
+        for name in system.WORKERS:
+            workers.append(system.Worker(name, binaries[name],
+                                         journal).start())
+        time.sleep(0.5)                 # workers subscribed and caught up
+        sub = Subscriber(journal)
+        pub = system.Publisher(journal, window=1000)
+        pub.record = True
+        took = pub.run(steps, rate=rate)
+        pub.close()
+        head = system.wait_quiescent(journal, workers, timeout=300,
+                                     stable=1.0)
+        records = sub.finish()
+        first_send = min(pub.sent_at.values())
+        latencies = []
+        last_arrival = first_send
+        for t, seq, cause, _ in records:
+            last_arrival = max(last_arrival, t)
+            sent = pub.sent_at.get(cause)
+            if sent is not None:
+                latencies.append((t - sent) * 1000.0)
+        latencies.sort()
+        span = last_arrival - first_send
+        print("  offered %6d steps/s: %d steps (%d ticks) sent in %.2fs "
+              "(%.0f/s achieved), %d notifications, head %d" % (
+                  rate, len(steps), pub.ticks, took, len(steps) / took,
+                  len(records), head))
+        print("    publish -> notification latency (%d direct): "
+              "p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms" % (
+                  len(latencies), percentile(latencies, 50),
+                  percentile(latencies, 99), percentile(latencies, 99.9),
+                  latencies[-1] if latencies else float("nan")))
+        print("    end to end: %.0f steps/s (first send .. last "
+              "notification, %.2fs)" % (len(steps) / span, span))
+        print("    VmHWM: journal %s, %s" % (
+            hwm_mb(journal.vm_hwm_kb()),
+            ", ".join("%s %s" % (w.name, hwm_mb(w.vm_hwm_kb()))
+                      for w in workers)))
+    finally:
+        for w in workers:
+            w.close()
+        journal.close()
+
+
+def build_log(journal, count, seed):
+    """Publish 'count' scenario steps, pipelined; returns (steps, secs)."""
+    t = time.monotonic()
+    steps = scenario.generate(seed, count, tick_weight=0.5)
+    gen = time.monotonic() - t
+    pub = system.Publisher(journal, window=1000)
+    took = pub.run(steps)
+    pub.close()
+    print("  log built: %d steps (%d ticks) generated in %.1fs, published "
+          "in %.1fs (%.0f steps/s)" % (len(steps), pub.ticks, gen, took,
+                                       len(steps) / took))
+    return steps
+
+
+def catchup_pass(journal, binaries, label, timeout):
+    for name in system.WORKERS:
+        start_head = system.status(journal)["head"]
+        w = system.Worker(name, binaries[name], journal)
+        try:
+            t0 = time.monotonic()
+            w.start()
+            #  Until applied_seq is the head and the head stays put (the
+            #  worker's own notifications extend the log in pass 1)
+            deadline = t0 + timeout
+            while True:
+                head = system.status(journal)["head"]
+                applied = w.applied_seq()
+                if applied >= head:
+                    took = time.monotonic() - t0
+                    time.sleep(0.3)
+                    if system.status(journal)["head"] == head:
+                        break
+                if time.monotonic() > deadline:
+                    raise AssertionError("pb-%s: applied %d of %d after "
+                                         "%.0fs" % (name, applied, head,
+                                                    timeout))
+                if not w.alive():
+                    raise AssertionError("pb-%s exited: %s" % (
+                        name, w.log_tail()))
+                time.sleep(0.05)
+            hwm = w.vm_hwm_kb()
+            print("    %-8s pb-%-8s %8d events in %6.2fs: %8.0f events/s "
+                  "(log grew %d), VmHWM %s" % (
+                      label, name, head, took, head / took,
+                      head - start_head, hwm_mb(hwm)), flush=True)
+        finally:
+            w.close()
+
+
+def catchup_run(args, binaries, count, seed):
+    journal = pbtest.Journal(args.journal, {"clock": "manual"},
+                             log_name="pb-bench-catchup")
+    try:
+        journal.start()
+        build_log(journal, count, seed)
+        catchup_pass(journal, binaries, "pass 1", args.timeout)
+        catchup_pass(journal, binaries, "rebuild", args.timeout)
+        print("  journal VmHWM %s, log %s" % (
+            hwm_mb(journal.vm_hwm_kb()),
+            subprocess.run(["du", "-sh", journal.data_dir],
+                           stdout=subprocess.PIPE).stdout.decode().split()[0]))
+    finally:
+        journal.close()
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--subscriber":
+        return subscriber_main(sys.argv[2])
+
+    def extra(ap):
+        ap.add_argument("--quick", action="store_true",
+                        help="tiny counts: a smoke run")
+        ap.add_argument("--rates", default="1000,10000")
+        ap.add_argument("--seconds", type=float, default=5.0,
+                        help="length of each live run")
+        ap.add_argument("--catchup-events", type=int, default=1000000)
+        ap.add_argument("--seed", type=int, default=11)
+        ap.add_argument("--timeout", type=float, default=600.0)
+    args = pbtest.parse_args(extra)
+    binaries = system.worker_binaries(args.bin_dir)
+    rates = [int(r) for r in args.rates.split(",") if r]
+    seconds, count = args.seconds, args.catchup_events
+    if args.quick:
+        rates, seconds, count = [1000], 2.0, 5000
+    t0 = time.time()
+    print("workers_bench: %s, %d cores" % (args.bin_dir, os.cpu_count()))
+    print("end to end (journal + nac + cpe + activity, manual clock):")
+    for rate in rates:
+        live_run(args, binaries, rate, seconds, args.seed)
+    print("catch-up from a log of %d steps, each worker alone:" % count)
+    catchup_run(args, binaries, count, args.seed)
+    print("workers_bench: done in %.0fs" % (time.time() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

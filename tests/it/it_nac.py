@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+"""it_nac - the Council worker through the wire: a real pb-journal (manual
+clock) and real pb-nac processes, speaking only proto/README.md.
+
+One check per rule of EVENTS.md "The Council", then the worker runtime's
+promises: the reference data loads idempotently; kill -9 at random moments
+and at the crash points leaves a store equal to a clean replay into an
+empty store, with no notification twice in the log; a rebuild from the log
+equals the live store byte for byte (invariants 2 and 3)."""
+
+import os
+import random
+import subprocess
+import time
+
+import pbtest
+import system
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGISTRY = os.path.join(HERE, "..", "..", "deploy", "registry.jsonl")
+LOADER = os.path.join(HERE, "..", "..", "deploy", "load-registry.py")
+
+
+class Council:
+    """A journal, a pb-nac on it, a producer and a control socket."""
+
+    def __init__(self, journal, nac):
+        self.j = journal
+        self.nac = nac
+        self.p = pbtest.Producer(journal)
+        self.r = pbtest.Replayer(journal)
+        self.n = 0
+
+    def event(self, type_, data):
+        """Publish one upstream event; returns its seq."""
+        self.n += 1
+        env = {"id": "it-nac-%d" % self.n, "src": "it", "type": type_,
+               "data": data}
+        kind, body = self.p.publish(env)
+        assert kind == "ACK", "%s refused: %r" % (type_, body)
+        return body["seq"]
+
+    def tick(self, now):
+        kind, body = self.r.tick(now)
+        assert kind == "TICKED", body
+        return body["seq"]
+
+    def notes(self, cause, count, settle=0.15):
+        """The notify.nac.* caused by 'cause': waits for the worker to
+        apply it and for 'count' of them; then checks no more arrive."""
+        system.wait_applied(self.nac, cause, timeout=20)
+        deadline = time.time() + 10
+        found = []
+        while time.time() < deadline:
+            found = [n for n in self.log_notes() if n.get("cause") == cause]
+            if len(found) >= count:
+                break
+            time.sleep(0.03)
+        time.sleep(settle)
+        found = [n for n in self.log_notes() if n.get("cause") == cause]
+        assert len(found) == count, "cause %d: want %d notifications, got %r" % (
+            cause, count, [(n["type"], n["data"]) for n in found])
+        return [(n["type"], n["data"]) for n in found]
+
+    def log_notes(self):
+        events, _, _ = self.r.replay(1, prefixes=["notify.nac."])
+        return [e[2] for e in events]
+
+    def proposal(self, pid, action, deadline=None):
+        data = {"proposal": pid, "action": action,
+                "procedure": "silence" if deadline is not None else "meeting"}
+        if deadline is not None:
+            data["deadline"] = deadline
+        return self.event("nac.proposal", data)
+
+    def position(self, pid, ally, position):
+        return self.event("nac.position", {"proposal": pid, "ally": ally,
+                                           "position": position})
+
+    def meeting(self, pid, outcome):
+        return self.event("nac.meeting", {"proposal": pid, "outcome": outcome})
+
+    def close(self):
+        self.p.close()
+        self.r.close()
+
+
+def load_registry(journal):
+    out = subprocess.run(["/usr/bin/python3", LOADER, "--ingest",
+                          journal.ingest, REGISTRY],
+                         capture_output=True, timeout=60)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 0, out.stdout.decode()[-800:] + out.stderr.decode()
+    return lines
+
+
+def rejected(pid, reason):
+    return ("notify.nac.rejected", {"proposal": pid, "reason": reason})
+
+
+CPE_FIN = {"kind": "cpe.assign", "partner": "UKR", "ally": "FRA"}
+
+
+def rule_checks(res, c):
+    """One check per Council rule; 'c' has the registry loaded."""
+
+    def reference_data():
+        lines = load_registry(c.j)
+        assert len(lines) == 79 and all(l.startswith("ACK ") for l in lines)
+        again = load_registry(c.j)
+        assert again == lines, "a second load changed the answers"
+        notes = [n for n in c.log_notes() if n["type"] == "notify.nac.adopted"]
+        # The two accessions, proposed and agreed in the reference data
+        deadline = time.time() + 10
+        while len(notes) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+            notes = [n for n in c.log_notes()
+                     if n["type"] == "notify.nac.adopted"]
+        kinds = sorted((n["data"]["action"]["country"], n["data"]["action"]["kind"])
+                       for n in notes)
+        assert kinds == [("FIN", "accession"), ("SWE", "accession")], kinds
+        c.n = 1000
+
+    def duplicate():
+        s = c.proposal("dup-1", CPE_FIN)
+        assert c.notes(s, 0) == []
+        s = c.proposal("dup-1", {"kind": "activity.discard", "activity": "x"})
+        assert c.notes(s, 1) == [rejected("dup-1", "duplicate_proposal")]
+
+    def invalid_action():
+        cases = [("inv-rus", {"kind": "cpe.assign", "partner": "RUS", "ally": "FRA"}),
+                 ("inv-chn", {"kind": "cpe.assign", "partner": "CHN", "ally": "FRA"}),
+                 ("inv-ally", {"kind": "cpe.assign", "partner": "UKR", "ally": "JPN"}),
+                 ("inv-mne", {"kind": "programme.open", "partner": "MNE",
+                              "programme": "IPAP"}),
+                 ("inv-acc", {"kind": "accession", "country": "FIN",
+                              "effective": "2030-01-01"}),
+                 ("inv-unreg", {"kind": "consultation.convene", "subject": "s",
+                                "participants": ["UKR", "BRA"]}),
+                 ("inv-act", {"kind": "activity.discard", "activity": "none"})]
+        for pid, action in cases:
+            s = c.proposal(pid, action)
+            assert c.notes(s, 1) == [rejected(pid, "invalid_action")], pid
+        # Its id is used: a valid proposal under it is a duplicate
+        s = c.proposal("inv-rus", CPE_FIN)
+        assert c.notes(s, 1) == [rejected("inv-rus", "duplicate_proposal")]
+
+    def not_an_ally():
+        c.proposal("na-1", CPE_FIN)
+        s = c.position("na-1", "JPN", "object")
+        assert c.notes(s, 1) == [rejected("na-1", "not_an_ally")]
+        # Finland joined by the adopted accession: an Ally now
+        s = c.position("na-1", "FIN", "concur")
+        assert c.notes(s, 0) == []
+
+    def unknown_proposal():
+        s = c.position("nobody", "FRA", "concur")
+        assert c.notes(s, 1) == [rejected("nobody", "unknown_proposal")]
+        s = c.meeting("nobody", "agreed")
+        assert c.notes(s, 1) == [rejected("nobody", "unknown_proposal")]
+
+    def standing_objection():
+        c.proposal("obj-1", CPE_FIN)
+        c.position("obj-1", "DEU", "object")
+        c.position("obj-1", "POL", "concur")
+        s = c.meeting("obj-1", "agreed")
+        assert c.notes(s, 1) == [rejected("obj-1", "standing_objection")]
+        # A later concur withdraws the objection; the proposal stayed open
+        c.position("obj-1", "DEU", "concur")
+        c.tick(5000)
+        s = c.meeting("obj-1", "agreed")
+        assert c.notes(s, 1) == [("notify.nac.adopted", {
+            "proposal": "obj-1", "action": CPE_FIN, "adopted_at": 5000})]
+
+    def already_decided():
+        s = c.meeting("obj-1", "not_agreed")
+        assert c.notes(s, 1) == [rejected("obj-1", "already_decided")]
+        s = c.position("obj-1", "ITA", "object")
+        assert c.notes(s, 1) == [rejected("obj-1", "already_decided")]
+
+    def blocked():
+        c.proposal("blk-1", CPE_FIN)
+        c.position("blk-1", "USA", "object")
+        c.position("blk-1", "CAN", "object")
+        c.position("blk-1", "ITA", "object")
+        c.position("blk-1", "ITA", "concur")
+        s = c.meeting("blk-1", "not_agreed")
+        assert c.notes(s, 1) == [("notify.nac.blocked", {
+            "proposal": "blk-1", "by": ["CAN", "USA"]})]
+        c.proposal("blk-2", CPE_FIN)
+        s = c.meeting("blk-2", "not_agreed")
+        assert c.notes(s, 1) == [("notify.nac.blocked", {
+            "proposal": "blk-2", "by": []})]
+
+    def silence_adopted():
+        action = {"kind": "programme.open", "partner": "GEO", "programme": "IPAP"}
+        c.proposal("sil-1", action, deadline=20000)
+        s = c.meeting("sil-1", "agreed")
+        assert c.notes(s, 1) == [rejected("sil-1", "wrong_procedure")]
+        c.position("sil-1", "FRA", "concur")
+        s = c.tick(19999)
+        assert c.notes(s, 0) == []
+        s = c.tick(20001)
+        assert c.notes(s, 1) == [("notify.nac.adopted", {
+            "proposal": "sil-1", "action": action, "adopted_at": 20001})]
+        s = c.tick(30000)
+        assert c.notes(s, 0) == []
+
+    def silence_broken():
+        action = {"kind": "programme.open", "partner": "MDA", "programme": "PARP"}
+        c.proposal("sil-2", action, deadline=40000)
+        s = c.position("sil-2", "HUN", "object")
+        assert c.notes(s, 1) == [("notify.nac.silence_broken", {
+            "proposal": "sil-2", "by": "HUN"})]
+        s = c.tick(40000)
+        assert c.notes(s, 0) == []
+        s = c.meeting("sil-2", "agreed")
+        assert c.notes(s, 1) == [rejected("sil-2", "standing_objection")]
+        c.position("sil-2", "HUN", "concur")
+        s = c.meeting("sil-2", "agreed")
+        assert c.notes(s, 1) == [("notify.nac.adopted", {
+            "proposal": "sil-2", "action": action, "adopted_at": 40000})]
+
+    def exactly_once():
+        notes = c.log_notes()
+        ids = [n["id"] for n in notes]
+        assert len(ids) == len(set(ids)), "a notification id twice"
+        decided = [n["data"]["proposal"] for n in notes
+                   if n["type"] in ("notify.nac.adopted", "notify.nac.blocked")]
+        assert len(decided) == len(set(decided)), "a proposal decided twice"
+
+    for label, fn in [("reference data loads, twice", reference_data),
+                      ("duplicate_proposal", duplicate),
+                      ("invalid_action", invalid_action),
+                      ("not_an_ally, accession makes an Ally", not_an_ally),
+                      ("unknown_proposal", unknown_proposal),
+                      ("standing_objection, then adopted", standing_objection),
+                      ("already_decided", already_decided),
+                      ("not_agreed blocks (by: objectors, or none)", blocked),
+                      ("silence: adopted by the deadline's tick", silence_adopted),
+                      ("silence broken, then meeting", silence_broken),
+                      ("each proposal decided once", exactly_once)]:
+        res.run(label, fn)
+
+
+def rebuild_equals(res, j, nac_bin, live, label):
+    """A fresh pb-nac replaying the whole log into an empty store ends
+    with the live store's dump."""
+    def check():
+        target = system.status(j)["head"]
+        system.wait_applied(live, target, timeout=60)
+        fresh = system.Worker("nac", nac_bin, j)
+        try:
+            fresh.start()
+            system.wait_applied(fresh, target, timeout=60)
+            head = system.wait_quiescent(j, [live, fresh], timeout=60) \
+                if hasattr(system, "wait_quiescent") else target
+            a, b = live.dump(), fresh.dump()
+            assert a == b, "rebuild differs (head %r): %s" % (
+                head, system.dump_diff(a.decode(), b.decode()))
+        finally:
+            fresh.close()
+    res.run(label, check)
+
+
+def crash_checks(res, j, nac_bin, c):
+    """kill -9 pb-nac at random moments and at each crash point while the
+    Council is busy; the store must end as a clean replay's."""
+    nac = c.nac
+    rng = random.Random(int(os.environ.get("PB_IT_SEED", "7")))
+
+    def burst(tag, count):
+        for i in range(count):
+            pid = "%s-%d" % (tag, i)
+            c.proposal(pid, CPE_FIN)
+            c.position(pid, rng.choice(["DEU", "FRA", "USA"]),
+                       rng.choice(["object", "concur"]))
+            c.meeting(pid, rng.choice(["agreed", "not_agreed", "agreed"]))
+
+    def random_kills():
+        for round_ in range(6):
+            burst("rk%d" % round_, 15)
+            time.sleep(rng.uniform(0.0, 0.15))
+            nac.kill9()
+            nac.start()
+        system.wait_applied(nac, system.status(j)["head"], timeout=60)
+
+    def crash_point(point, n):
+        def check():
+            nac.kill9()
+            burst(point, 10)
+            nac.start(env={"PB_CRASH": "%s:%d" % (point, n)})
+            deadline = time.time() + 20
+            while nac.alive() and time.time() < deadline:
+                time.sleep(0.05)
+            rc = nac.wait_exit(1)
+            assert rc == -9, "pb-nac did not die at %s (rc %r); log:\n%s" % (
+                point, rc, nac.log_tail())
+            nac.start()
+            system.wait_applied(nac, system.status(j)["head"], timeout=60)
+        return check
+
+    def no_twice():
+        notes = c.log_notes()
+        ids = [n["id"] for n in notes]
+        assert len(ids) == len(set(ids)), "a notification twice in the log"
+        causes = {}
+        for n in notes:
+            causes.setdefault(n["cause"], []).append(n["id"])
+        for cause, group in causes.items():
+            idx = sorted(int(i.rsplit("/", 1)[1]) for i in group)
+            assert idx == list(range(len(idx))), \
+                "cause %d: notification indexes %r" % (cause, idx)
+        decided = [n["data"]["proposal"] for n in notes
+                   if n["type"] in ("notify.nac.adopted", "notify.nac.blocked")]
+        assert len(decided) == len(set(decided)), "a proposal decided twice"
+
+    res.run("kill -9 at random moments", random_kills)
+    res.run("crash at worker_after_commit", crash_point("worker_after_commit", 2))
+    res.run("crash at worker_before_commit", crash_point("worker_before_commit", 2))
+    res.run("crash at worker_mid_catchup", crash_point("worker_mid_catchup", 1))
+    res.run("no notification twice", no_twice)
+    rebuild_equals(res, j, nac_bin, nac, "after crashes: store equals a clean replay")
+
+
+def main():
+    args = pbtest.parse_args()
+    nac_bin = system.find_worker(args.bin_dir, "nac")
+    res = pbtest.Results("it_nac")
+    # Small replay batches, so catch-up spans several batches (crash point)
+    with pbtest.Journal(args.journal, {"replay-batch": 20},
+                        log_name="it-nac") as j:
+        j.start()
+        nac = system.Worker("nac", nac_bin, j)
+        c = None
+        try:
+            nac.start()
+            c = Council(j, nac)
+            rule_checks(res, c)
+            rebuild_equals(res, j, nac_bin, nac, "rebuild equals the live store")
+            crash_checks(res, j, nac_bin, c)
+        finally:
+            if c:
+                c.close()
+            nac.close()
+    res.finish()
+
+
+if __name__ == "__main__":
+    main()
