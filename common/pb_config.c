@@ -154,6 +154,10 @@ pb_config_load (const pb_config_entry_t *table, void *cfg,
             s_print_help (table);
             return PB_CONFIG_HELP;
         }
+        if (streq (argv [i], "--help-markdown")) {
+            pb_config_print_reference (table, stdout);
+            return PB_CONFIG_HELP;
+        }
         if (streq (argv [i], "--config")) {
             if (i + 1 >= argc) {
                 fprintf (stderr, "config: --config needs a file name\n");

@@ -56,7 +56,8 @@ typedef enum {
 //  not options (no leading "--") are left for the caller: their indexes
 //  are stored in 'rest' (up to rest_max; *rest_count set) when 'rest' is
 //  not NULL, and refused otherwise. "--help" prints the table to stdout
-//  and returns PB_CONFIG_HELP. Returns 0, or PB_CONFIG_BAD_FILE,
+//  ("--help-markdown": as the README's Markdown reference) and returns
+//  PB_CONFIG_HELP. Returns 0, or PB_CONFIG_BAD_FILE,
 //  PB_CONFIG_BAD_KEY, PB_CONFIG_BAD_VALUE after printing one line to
 //  stderr that names the key and its source.
 int

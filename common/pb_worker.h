@@ -150,8 +150,9 @@ const void *
 const msgpack_object *
     pb_apply_load (pb_apply_t *ctx, const char *key);
 
-//  Store 'size' bytes under 'key'. Returns 0, PB_WORKER_FULL,
-//  PB_WORKER_STORE, PB_WORKER_CORRUPT.
+//  Store 'size' bytes under 'key' (1..511 bytes, LMDB's key limit).
+//  Returns 0, PB_WORKER_POISON (a key out of that range: return it),
+//  PB_WORKER_FULL, PB_WORKER_STORE, PB_WORKER_CORRUPT.
 int
     pb_apply_put (pb_apply_t *ctx, const char *key, const void *value,
                   size_t size);

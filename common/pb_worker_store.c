@@ -16,6 +16,7 @@
 #define S_ENVELOPE_MAX 65536            //  PROTOCOL.md, Limits (default)
 #define S_RETRIES      4                //  attempts of one batch
 #define S_NAK_INDEX    1000000          //  index base of refusal notices
+#define S_KEY_MAX      511              //  LMDB's default maximum key size
 
 struct _pb_worker_store_t {
     MDB_env *env;                       //  the environment (owned)
@@ -260,6 +261,8 @@ pb_apply_get (pb_apply_t *ctx, const char *key, size_t *size_p)
 {
     assert (ctx && key);
     MDB_val k = { strlen (key), (void *) key }, v;
+    if (k.mv_size == 0 || k.mv_size > S_KEY_MAX)
+        return NULL;                    //  Cannot be stored, so absent
     int rc = s_translate (mdb_get (ctx->txn, ctx->store->state, &k, &v), "get");
     if (rc) {
         s_ctx_fail (ctx, rc);
@@ -291,7 +294,7 @@ pb_apply_put (pb_apply_t *ctx, const char *key, const void *value, size_t size)
 {
     assert (ctx && key && (value || size == 0));
     MDB_val k = { strlen (key), (void *) key }, v = { size, (void *) value };
-    if (k.mv_size == 0 || k.mv_size > 511)
+    if (k.mv_size == 0 || k.mv_size > S_KEY_MAX)
         return pb_apply_poison (ctx, "state key empty or over 511 bytes");
     return s_ctx_fail (ctx, s_translate (
         mdb_put (ctx->txn, ctx->store->state, &k, &v, 0), "put"));
@@ -317,6 +320,8 @@ pb_apply_del (pb_apply_t *ctx, const char *key)
 {
     assert (ctx && key);
     MDB_val k = { strlen (key), (void *) key };
+    if (k.mv_size == 0 || k.mv_size > S_KEY_MAX)
+        return 0;                       //  Cannot be stored, so absent
     int rc = s_translate (mdb_del (ctx->txn, ctx->store->state, &k, NULL), "del");
     return rc == PB_ENOTFOUND? 0: s_ctx_fail (ctx, rc);
 }
@@ -333,6 +338,10 @@ pb_apply_scan (pb_apply_t *ctx, const char *prefix, pb_apply_scan_fn *fn,
     if (rc)
         return s_ctx_fail (ctx, rc);
     MDB_val k = { prefix_len, (void *) prefix }, v;
+    if (prefix_len > S_KEY_MAX) {
+        mdb_cursor_close (cursor);
+        return 0;                       //  No key can have it
+    }
     int mrc = prefix_len? mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE)
                         : mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
     while (mrc == 0) {
@@ -848,15 +857,22 @@ s_dump_bytes (FILE *out, const uint8_t *p, size_t size, bool as_key)
             fprintf (out, "%02x", p [i]);
 }
 
+//  Print one database in key order; an absent database is empty
 static int
-s_dump_db (MDB_txn *txn, MDB_dbi dbi, const char *name, FILE *out)
+s_dump_db (MDB_txn *txn, const char *name, FILE *out)
 {
+    MDB_dbi dbi;
+    int mrc = mdb_dbi_open (txn, name, 0, &dbi);
+    if (mrc == MDB_NOTFOUND)
+        return 0;
     MDB_cursor *cursor = NULL;
-    int rc = s_translate (mdb_cursor_open (txn, dbi, &cursor), "dump cursor");
+    int rc = s_translate (mrc, "dump dbi");
+    if (rc == 0)
+        rc = s_translate (mdb_cursor_open (txn, dbi, &cursor), "dump cursor");
     if (rc)
         return rc;
     MDB_val k, v;
-    int mrc = mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
+    mrc = mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
     while (mrc == 0) {
         fprintf (out, "%s ", name);
         s_dump_bytes (out, k.mv_data, k.mv_size, true);
@@ -869,29 +885,36 @@ s_dump_db (MDB_txn *txn, MDB_dbi dbi, const char *name, FILE *out)
     return mrc == MDB_NOTFOUND? 0: s_translate (mrc, "dump next");
 }
 
+//  Read-only, so that a dump never creates or changes a store (an operator
+//  may point it at the wrong directory, or at a live worker's store)
 int
 pb_worker_dump (const char *data_dir, FILE *out)
 {
     assert (data_dir && out);
-    static const pb_rules_t dump_rules = { "dump", NULL };
-    pb_worker_store_t *store = NULL;
+    MDB_env *env = NULL;
     MDB_txn *txn = NULL;
-    if (!zsys_file_exists (data_dir)) {
+    char path [PB_CONFIG_STR_MAX + 16];
+    snprintf (path, sizeof path, "%s/data.mdb", data_dir);
+    if (!zsys_file_exists (path)) {
         zsys_error ("pb_worker: no store at %s", data_dir);
         return PB_WORKER_STORE;
     }
-    int rc = pb_worker_store_open (data_dir, 1 << 20, &dump_rules, &store);
+    int rc = s_translate (mdb_env_create (&env), "dump env");
     if (rc == 0)
-        rc = s_translate (mdb_txn_begin (store->env, NULL, MDB_RDONLY, &txn),
-                          "dump txn");
+        rc = s_translate (mdb_env_set_maxdbs (env, 4), "dump maxdbs");
     if (rc == 0)
-        rc = s_dump_db (txn, store->meta, "meta", out);
+        rc = s_translate (mdb_env_open (env, data_dir, MDB_RDONLY, 0600), "dump open");
     if (rc == 0)
-        rc = s_dump_db (txn, store->state, "state", out);
+        rc = s_translate (mdb_txn_begin (env, NULL, MDB_RDONLY, &txn), "dump txn");
     if (rc == 0)
-        rc = s_dump_db (txn, store->quarantine, "quarantine", out);
+        rc = s_dump_db (txn, "meta", out);
+    if (rc == 0)
+        rc = s_dump_db (txn, "state", out);
+    if (rc == 0)
+        rc = s_dump_db (txn, "quarantine", out);
     if (txn)
         mdb_txn_abort (txn);
-    pb_worker_store_destroy (&store);
+    if (env)
+        mdb_env_close (env);
     return rc? PB_WORKER_STORE: 0;
 }

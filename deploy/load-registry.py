@@ -65,30 +65,36 @@ def main(argv):
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(ingest)
-    sent = []
+    results = []           # one line per input line, in input order
+    pending = []           # indexes into results awaiting a reply
     status = 0
     for env, error in events:
         if env is None:
-            print("NAK - unreadable %s" % error)
+            results.append("NAK - unreadable %s" % error)
             status = 1
             continue
         sock.send_multipart([env["type"].encode("utf-8"),
                              msgpack.packb(env, use_bin_type=True)])
-        sent.append(env.get("id", "-"))
+        pending.append(len(results))
+        results.append(env.get("id", "-"))
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
-    for ident in sent:
+    for index in pending:
+        ident = results[index]
         if not poller.poll(timeout * 1000):
-            print("TIMEOUT %s no answer from %s" % (ident, ingest))
-            return 2
+            results[index] = "TIMEOUT %s no answer from %s" % (ident, ingest)
+            status = 2
+            break
         frames = sock.recv_multipart()
         reply = msgpack.unpackb(frames[1], raw=False) if len(frames) == 2 else {}
         if frames[0] == b"ACK":
-            print("ACK %s %s" % (reply.get("id", ident), reply.get("seq")))
+            results[index] = "ACK %s %s" % (reply.get("id", ident), reply.get("seq"))
         else:
-            print("NAK %s %s %s" % (reply.get("id", ident), reply.get("code"),
-                                    reply.get("error")))
+            results[index] = "NAK %s %s %s" % (reply.get("id", ident), reply.get("code"),
+                                               reply.get("error"))
             status = 1
+    for line in results:
+        print(line)
     sock.close()
     ctx.term()
     return status

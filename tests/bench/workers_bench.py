@@ -207,15 +207,16 @@ def catchup_pass(journal, binaries, label, timeout):
             while True:
                 head = system.status(journal)["head"]
                 applied = w.applied_seq()
-                if applied >= head:
+                if applied is not None and applied >= head:
                     took = time.monotonic() - t0
                     time.sleep(0.3)
                     if system.status(journal)["head"] == head:
                         break
                 if time.monotonic() > deadline:
-                    raise AssertionError("pb-%s: applied %d of %d after "
-                                         "%.0fs" % (name, applied, head,
-                                                    timeout))
+                    raise AssertionError("pb-%s: applied %s of %d after "
+                                         "%.0fs; log:\n%s" % (
+                                             name, applied, head, timeout,
+                                             w.log_tail()))
                 if not w.alive():
                     raise AssertionError("pb-%s exited: %s" % (
                         name, w.log_tail()))

@@ -222,8 +222,9 @@ class CrashRun:
 
     # -- checking ------------------------------------------------------------
 
-    def verify(self):
-        """Restart clean and check the log against every ACK so far."""
+    def verify(self, content=False):
+        """Restart clean and check the log against every ACK so far; with
+        'content', also that each logged event is the envelope sent."""
         try:
             self.start()
         except RuntimeError as exc:
@@ -241,6 +242,12 @@ class CrashRun:
                 self.violation("%r logged twice, at %d and %d" % (
                     key, logged[key], seq))
             logged[key] = seq
+            if content:
+                sent = pbtest.sized_feedback(env.get("id"), src=env.get("src"))
+                rest = {k: v for k, v in env.items() if k not in ("seq", "ts")}
+                if rest != sent or env.get("seq") != seq:
+                    self.violation("seq %d is not the envelope sent: %r"
+                                   % (seq, env))
         lost = [k for k in self.acked if k not in logged]
         if lost:
             self.violation("%d ACKed events lost, e.g. %r" % (len(lost),
@@ -270,7 +277,7 @@ class CrashRun:
             self.violation("%d events never ACKed after the last restart"
                            % left)
         self.journal.kill9()
-        self.verify()
+        self.verify(content=True)
         self.journal.close()
         self.journal = None
 

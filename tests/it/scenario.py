@@ -207,7 +207,9 @@ class Scenario:
         self.used_decisions = []
         self.blocked_assign = []
         self.edge = edge
+        self.ready = False
         self._reference(reference)
+        self.ready = True
         self._run()
 
     # -- output ------------------------------------------------------------
@@ -221,6 +223,14 @@ class Scenario:
         self.now += days * DAY_MS + self.rng.randrange(0, 3600000)
         self.steps.append(("tick", self.now))
         self.deadlines_due()
+        #  Reference data moves with time, not with traffic: a policy
+        #  change rescores every open activity, a profile change every
+        #  activity of that partner
+        if self.ready and days:
+            if self.rng.random() < 0.2 * days:
+                self.ev_registry_upsert()
+            if self.rng.random() < 0.01 * days:
+                self.ev_policy()
 
     def later(self, steps, fn):
         self.order += 1
@@ -332,7 +342,6 @@ class Scenario:
             (self.ev_feedback, 34), (self.ev_proposal, 9),
             (self.ev_position_noise, 2), (self.ev_activity, 5),
             (self.ev_volunteer, 2), (self.ev_handover_noise, 1.5),
-            (self.ev_registry_upsert, 1.5), (self.ev_policy, 0.15),
             (self.ev_feedback_noise, 0.8), (self.ev_meeting_noise, 0.8),
             (self.ev_activity_again, 0.02),
             (self.tick, self.tick_weight),
