@@ -514,26 +514,19 @@ s_is_store_code (int rc)
         || rc == PB_WORKER_CORRUPT;
 }
 
-//  Run the rules on 'env' in a nested transaction of 'txn', as caused by
-//  'cause'. Returns 0 (committed), a store code, or PB_WORKER_POISON with
-//  'reason' set (rolled back: any other code is a poison too).
+//  Run the rules on 'env' in the batch transaction, as caused by 'cause'.
+//  Returns 0, a store code, or PB_WORKER_POISON with 'reason' set (any
+//  other code is a poison too). A poison leaves the transaction dirty:
+//  the caller aborts the batch and applies it again without this event.
 static int
 s_run_rules (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *env,
              uint64_t cause, int64_t now, char *reason)
 {
-    MDB_txn *child = NULL;
-    int rc = s_translate (mdb_txn_begin (self->env, txn, 0, &child), "nested txn");
-    if (rc)
-        return rc;
     pb_apply_t ctx;
-    s_ctx_init (&ctx, self, child, cause, now);
-    rc = self->rules->apply (&ctx, env);
+    s_ctx_init (&ctx, self, txn, cause, now);
+    int rc = self->rules->apply (&ctx, env);
     if (ctx.store_rc)
         rc = ctx.store_rc;
-    if (rc == 0)
-        rc = s_translate (mdb_txn_commit (child), "nested commit");
-    else
-        mdb_txn_abort (child);
     if (rc && !s_is_store_code (rc) && rc != PB_WORKER_POISON)
         pb_apply_poison (&ctx, pb_worker_strerror (rc));
     if (rc == PB_WORKER_POISON && ctx.reason [0] == 0)
@@ -545,16 +538,26 @@ s_run_rules (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *env,
     return rc;
 }
 
+//  Mark 'event' poisoned with 'reason', for the batch's next attempt
+static int
+s_mark_poisoned (pb_worker_event_t *event, const char *reason)
+{
+    event->poisoned = true;
+    snprintf (event->error, sizeof event->error, "%s", reason);
+    return PB_WORKER_POISON;
+}
+
 //  ops.redrive {worker, seq} for this worker: apply the quarantined event
 //  kept under 'seq' again, as caused by the redrive (EVENTS.md, "Every
 //  worker"). If it fails again it stays quarantined and is announced
 //  again. A redrive of an event that is not quarantined changes nothing.
 static int
-s_redrive (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *redrive,
+s_redrive (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *redrive,
            int64_t now)
 {
-    const msgpack_object *worker = pb_msgpack_get (redrive->data, "worker");
-    const msgpack_object *target = pb_msgpack_get (redrive->data, "seq");
+    const pb_envelope_t *env = redrive->env;
+    const msgpack_object *worker = pb_msgpack_get (env->data, "worker");
+    const msgpack_object *target = pb_msgpack_get (env->data, "seq");
     if (!pb_msgpack_str_eq (worker, self->rules->name)
     ||  !target || target->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return 0;
@@ -583,26 +586,37 @@ s_redrive (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *redrive,
                       target->via.u64);
         return 0;
     }
-    char reason [S_REASON_MAX + 1];
-    rc = s_run_rules (self, txn, event, redrive->seq, now, reason);
-    if (rc == 0) {
-        zsys_notice ("pb_worker: redriven seq=%" PRIu64, event->seq);
-        rc = s_translate (mdb_del (txn, self->quarantine, &k, NULL), "quarantine del");
-    }
-    else
-    if (rc == PB_WORKER_POISON) {
+    if (redrive->poisoned) {
+        //  It failed again in the last attempt: quarantined and announced
+        //  again, caused by the redrive
         char type [129];
         snprintf (type, sizeof type, "%.*s", (int) event->type_len, event->type);
-        rc = s_quarantine (self, txn, redrive->seq, event->seq, now, type, reason,
-                           qkey, 8, 0, event->bytes, event->size);
+        rc = s_quarantine (self, txn, env->seq, event->seq, now, type,
+                           redrive->error, qkey, 8, 0, event->bytes, event->size);
+    }
+    else {
+        char reason [S_REASON_MAX + 1];
+        rc = s_run_rules (self, txn, event, env->seq, now, reason);
+        if (rc == PB_WORKER_POISON)
+            rc = s_mark_poisoned (redrive, reason);
+        else
+        if (rc == 0) {
+            zsys_notice ("pb_worker: redriven seq=%" PRIu64, event->seq);
+            rc = s_translate (mdb_del (txn, self->quarantine, &k, NULL),
+                              "quarantine del");
+        }
     }
     pb_envelope_destroy (&event);
     return rc;
 }
 
 //  Apply one event. sys.tick moves the log time first; ops.redrive is the
-//  runtime's own; everything else goes to the rules. A poison rolls back
-//  only this event and quarantines it, keeping its bytes for a redrive.
+//  runtime's own; everything else goes to the rules. An event found to be
+//  poison is marked (the batch is then applied again from the start) and,
+//  in that next attempt, quarantined instead, keeping its bytes for a
+//  redrive. So a poison event changes nothing but the quarantine, with no
+//  nested transaction per event (LMDB's cost a nested begin: a 2 MiB
+//  dirty list).
 static int
 s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
              int64_t *now_p)
@@ -620,13 +634,14 @@ s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
             *now_p = (int64_t) now->via.u64;
     }
     if (env->type_len == 11 && memcmp (env->type, "ops.redrive", 11) == 0)
-        return s_redrive (self, txn, env, *now_p);
+        return s_redrive (self, txn, event, *now_p);
+    if (event->poisoned)
+        return s_quarantine (self, txn, event->seq, event->seq, *now_p,
+                             event->type, event->error, qkey, 8, 0,
+                             env->bytes, env->size);
     char reason [S_REASON_MAX + 1];
     int rc = s_run_rules (self, txn, env, event->seq, *now_p, reason);
-    if (rc == PB_WORKER_POISON)
-        rc = s_quarantine (self, txn, event->seq, event->seq, *now_p,
-                           event->type, reason, qkey, 8, 0, env->bytes, env->size);
-    return rc;
+    return rc == PB_WORKER_POISON? s_mark_poisoned (event, reason): rc;
 }
 
 static int
@@ -678,18 +693,25 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
     return rc;
 }
 
-//  Store failures are retried: a full map is grown (no transaction may be
-//  open then, and none is), an I/O error gets a short pause. They are
-//  never a reason to quarantine (EVENTS.md, "Every worker").
+//  A poison event marks itself and the batch is applied again (each
+//  attempt marks one more, so at most 'count' of them). Store failures are
+//  retried: a full map is grown (no transaction may be open then, and none
+//  is), an I/O error gets a short pause. They are never a reason to
+//  quarantine (EVENTS.md, "Every worker").
 int
 pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
                        size_t count)
 {
     assert (self);
     int rc = 0;
-    for (int attempt = 0; attempt < S_RETRIES; attempt++) {
+    int failures = 0;
+    size_t poisons = 0;
+    while (true) {
         rc = s_try_batch (self, events, count);
-        if (rc == 0 || rc == PB_WORKER_CORRUPT)
+        if (rc == PB_WORKER_POISON && poisons++ < count)
+            continue;
+        if (rc == 0 || rc == PB_WORKER_CORRUPT || rc == PB_WORKER_POISON
+        ||  ++failures == S_RETRIES)
             break;
         if (rc == PB_WORKER_FULL) {
             size_t bigger = self->map_size * 2;
@@ -699,7 +721,11 @@ pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
             }
         }
         else
-            zclock_sleep (100 * (attempt + 1));
+            zclock_sleep (100 * failures);
+    }
+    if (rc == PB_WORKER_POISON) {
+        zsys_error ("pb_worker: a batch kept failing as poison");
+        rc = PB_WORKER_STORE;
     }
     if (rc)
         zsys_error ("pb_worker: batch failed after retries: %s",

@@ -18,12 +18,15 @@ typedef struct _pb_worker_store_t pb_worker_store_t;
 #define PB_WORKER_KEY_SIZE 12           //  outbox key: cause BE64, index BE32
 
 //  One event of a batch: a decoded envelope, or (env NULL) a logged event
-//  this worker cannot decode, which is quarantined with 'error'.
+//  this worker cannot decode, which is quarantined with 'error'. The store
+//  marks an event 'poisoned' when the rules refuse it (callers set it
+//  false); it stays so if the batch is applied again.
 typedef struct {
     pb_envelope_t *env;                 //  decoded event (owned by caller)
     uint64_t seq;                       //  its seq
     char type [129];                    //  its type frame (for env NULL)
-    char error [256];                   //  why it cannot be decoded
+    char error [256];                   //  why it cannot be applied
+    bool poisoned;                      //  poison: quarantine it instead
 } pb_worker_event_t;
 
 //  Open or create the store in 'dir'. Returns 0 and sets *store_p, or

@@ -53,6 +53,7 @@ typedef struct {
     s_key_t *keys;                      //  key stack (keys_local or owned)
     size_t keys_count;                  //  keys on the stack
     size_t keys_max;                    //  capacity of the key stack
+    size_t objects;                     //  object slots the value unpacks into
     char *error;                        //  caller's buffer (borrowed)
     size_t error_size;
 } s_walk_t;
@@ -241,6 +242,7 @@ s_push (s_walk_t *w, uint64_t items, bool is_map)
     frame->is_map = is_map;
     frame->keys_base = w->keys_count;
     frame->key_start = 0;
+    w->objects += items;                //  A map's pairs are 2 objects each
     return 0;
 }
 
@@ -346,7 +348,18 @@ int
 pb_msgpack_check (const void *bytes, size_t size, const pb_limits_t *limits,
                   char *error, size_t error_size)
 {
+    size_t objects;
+    return pb_msgpack_check_objects (bytes, size, limits, &objects, error,
+                                     error_size);
+}
+
+int
+pb_msgpack_check_objects (const void *bytes, size_t size,
+                          const pb_limits_t *limits, size_t *objects_p,
+                          char *error, size_t error_size)
+{
     assert (limits);
+    assert (objects_p);
     assert (bytes || size == 0);
     s_walk_t w;
     w.bytes = (const uint8_t *) bytes;
@@ -359,6 +372,7 @@ pb_msgpack_check (const void *bytes, size_t size, const pb_limits_t *limits,
     w.keys = w.keys_local;
     w.keys_count = 0;
     w.keys_max = S_KEYS_LOCAL;
+    w.objects = 0;
     w.error = error;
     w.error_size = error_size;
     if (error && error_size)
@@ -366,7 +380,144 @@ pb_msgpack_check (const void *bytes, size_t size, const pb_limits_t *limits,
     int rc = s_walk (&w);
     if (w.keys != w.keys_local)
         free (w.keys);
+    if (rc == 0)
+        *objects_p = (size_t) w.objects;
     return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Unpack bytes that pb_msgpack_check_objects passed into caller's slots.
+//  The walk has proven every length, count and the depth, so this reads
+//  without checks of its own; a container's children take the next free
+//  slots (a map's pairs as key, value, key, value: msgpack_object_kv is two
+//  msgpack_objects), which is how the walk counted them.
+
+static void
+s_build_scalar (const uint8_t *p, msgpack_object *o)
+{
+    uint8_t b = p [0];
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+    }
+    else
+    if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t) b;
+    }
+    else
+    if (b == 0xc0)
+        o->type = MSGPACK_OBJECT_NIL;
+    else
+    if (b == 0xc2 || b == 0xc3) {
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+    }
+    else
+    if (b == 0xca) {
+        uint32_t bits = (uint32_t) s_be (p + 1, 4);
+        float value;
+        memcpy (&value, &bits, 4);
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = value;
+    }
+    else
+    if (b == 0xcb) {
+        uint64_t bits = s_be (p + 1, 8);
+        memcpy (&o->via.f64, &bits, 8);
+        o->type = MSGPACK_OBJECT_FLOAT64;
+    }
+    else
+    if (b >= 0xcc && b <= 0xcf) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = s_be (p + 1, (size_t) 1 << (b - 0xcc));
+    }
+    else {                              //  0xd0..0xd3: int 8..64
+        size_t n = (size_t) 1 << (b - 0xd0);
+        uint64_t u = s_be (p + 1, n);
+        if (n < 8 && (u >> (8 * n - 1)))
+            u |= ~(uint64_t) 0 << (8 * n);      //  Sign-extend
+        int64_t v = (int64_t) u;
+        //  As msgpack-c: every value >= 0 is a POSITIVE_INTEGER
+        o->type = v < 0? MSGPACK_OBJECT_NEGATIVE_INTEGER
+                       : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.i64 = v;
+    }
+}
+
+void
+pb_msgpack_unpack_checked (const void *bytes, size_t size,
+                           msgpack_object *slots, size_t slot_count,
+                           msgpack_object *root)
+{
+    assert (bytes && root);
+    assert (slots || slot_count == 0);
+    const uint8_t *p = (const uint8_t *) bytes;
+    const uint8_t *end = p + size;
+    struct {
+        msgpack_object *next;           //  the slot the next item fills
+        uint64_t left;                  //  items still to read
+    } frames [PB_MSGPACK_DEPTH_MAX];
+    uint32_t depth = 0;
+    size_t used = 0;
+    msgpack_object *o = root;
+    while (true) {
+        assert (p < end);
+        s_kind_t kind;
+        size_t head;
+        uint64_t len;
+        int rc = s_classify (p [0], &kind, &head, &len);
+        assert (rc == 0);
+        if (kind == S_SCALAR)
+            s_build_scalar (p, o);
+        else {
+            if (head > 1)
+                len = s_be (p + 1, head - 1);
+            if (kind == S_STR || kind == S_BIN) {
+                if (kind == S_STR) {
+                    o->type = MSGPACK_OBJECT_STR;
+                    o->via.str.size = (uint32_t) len;
+                    o->via.str.ptr = (const char *) p + head;
+                }
+                else {
+                    o->type = MSGPACK_OBJECT_BIN;
+                    o->via.bin.size = (uint32_t) len;
+                    o->via.bin.ptr = (const char *) p + head;
+                }
+                head += (size_t) len;
+            }
+            else {
+                uint64_t items = kind == S_MAP? 2 * len: len;
+                assert (used + items <= slot_count);
+                msgpack_object *children = items? slots + used: NULL;
+                used += (size_t) items;
+                if (kind == S_MAP) {
+                    o->type = MSGPACK_OBJECT_MAP;
+                    o->via.map.size = (uint32_t) len;
+                    o->via.map.ptr = (msgpack_object_kv *) children;
+                }
+                else {
+                    o->type = MSGPACK_OBJECT_ARRAY;
+                    o->via.array.size = (uint32_t) len;
+                    o->via.array.ptr = children;
+                }
+                if (items) {
+                    assert (depth < PB_MSGPACK_DEPTH_MAX);
+                    frames [depth].next = children;
+                    frames [depth++].left = items;
+                }
+            }
+        }
+        p += head;
+        while (depth > 0 && frames [depth - 1].left == 0)
+            depth--;
+        if (depth == 0)
+            break;
+        frames [depth - 1].left--;
+        o = frames [depth - 1].next++;
+    }
+    assert (p == end);
+    assert (used == slot_count);
 }
 
 //  --------------------------------------------------------------------------
@@ -670,6 +821,11 @@ s_test_check (const void *bytes, size_t size, const pb_limits_t *limits,
 {
     char error [256];
     int rc = pb_msgpack_check (bytes, size, limits, error, sizeof error);
+    size_t objects = SIZE_MAX;
+    char error2 [256];
+    assert (pb_msgpack_check_objects (bytes, size, limits, &objects, error2,
+                                      sizeof error2) == rc);
+    assert (strcmp (error, error2) == 0);
     if (verbose)
         printf ("\n    %d %s", rc, error);
     if (expect)
@@ -683,6 +839,17 @@ s_test_check (const void *bytes, size_t size, const pb_limits_t *limits,
         int ret = msgpack_unpack ((const char *) bytes, size, &offset, &zone, &obj);
         assert (ret == MSGPACK_UNPACK_SUCCESS);
         assert (offset == size);
+        //  and pb_msgpack_unpack_checked gives the same objects, in as
+        //  many slots as the walk counted
+        assert (objects <= size);
+        msgpack_object *slots = (msgpack_object *)
+            malloc ((objects + 1) * sizeof (msgpack_object));
+        assert (slots);
+        msgpack_object root;
+        pb_msgpack_unpack_checked (bytes, size, slots, objects, &root);
+        assert (msgpack_object_equal (root, obj));
+        assert (root.type == obj.type);
+        free (slots);
         msgpack_zone_destroy (&zone);
     }
     return rc;
@@ -728,6 +895,19 @@ pb_msgpack_test (bool verbose)
     assert (S_RAW (&limits, NULL, 0xd9, 0x01, 'a') == 0);          //  str8
     assert (S_RAW (&limits, NULL, 0xda, 0, 0x01, 'a') == 0);       //  str16
     assert (S_RAW (&limits, NULL, 0xdc, 0, 1, 0xc0) == 0);         //  array16
+    //  Every scalar encoding, as pb_msgpack_unpack_checked must read it
+    assert (S_RAW (&limits, NULL, 0x94, 0xd0, 0x05, 0xd0, 0xfb,
+                   0xd1, 0x80, 0x00, 0xd3, 0xff, 0xff, 0xff, 0xff,
+                   0xff, 0xff, 0xff, 0xff) == 0);               //  int8..64
+    assert (S_RAW (&limits, NULL, 0x93, 0xcc, 0xff, 0xcd, 0x12, 0x34,
+                   0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                   0xfe) == 0);                                 //  uint8..64
+    assert (S_RAW (&limits, NULL, 0x92, 0xca, 0x3f, 0xc0, 0, 0,
+                   0xcb, 0xc0, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d,
+                   0x18) == 0);                                 //  floats
+    assert (S_RAW (&limits, NULL, 0xde, 0, 2, 0xa1, 'a', 0x90,
+                   0xa1, 'b', 0x81, 0xd2, 0xff, 0xff, 0xff, 0xf0,
+                   0xc5, 0, 1, 0x7f) == 0);                     //  map16, bin16
 
     //  Empty, garbage, reserved byte
     assert (s_test_check ("", 0, &limits, "truncated", verbose) == PB_PROTO_TRUNCATED);

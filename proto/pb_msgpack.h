@@ -21,7 +21,9 @@
         bytes, integer keys by value, other keys by their encoding);
       - no trailing bytes after the value.
     Once a message passed, msgpack_unpack can read it safely: its memory
-    is then bounded by a small multiple of the message's size.
+    is then bounded by a small multiple of the message's size. Or, faster,
+    pb_msgpack_unpack_checked builds the same objects into slots the
+    caller sized from pb_msgpack_check_objects.
 
     Stateless; any thread.
     =========================================================================
@@ -57,6 +59,26 @@ int
     pb_msgpack_check (const void *bytes, size_t size,
                       const pb_limits_t *limits,
                       char *error, size_t error_size);
+
+//  As pb_msgpack_check, and on success also sets *objects_p to the number
+//  of msgpack_object slots pb_msgpack_unpack_checked needs for the value's
+//  containers (at most 'size': an entry takes a byte, a pair two).
+int
+    pb_msgpack_check_objects (const void *bytes, size_t size,
+                              const pb_limits_t *limits, size_t *objects_p,
+                              char *error, size_t error_size);
+
+//  Unpack 'size' bytes that pb_msgpack_check_objects passed (the caller
+//  guarantees it: anything else is a programmer error and asserts) into
+//  *root, the children of its containers into the caller's 'slot_count'
+//  slots (as many as pb_msgpack_check_objects said). Gives the objects
+//  msgpack_unpack would, without a zone: str and bin point into 'bytes'
+//  and the rest into 'slots', so they live as long as both do. One pass
+//  that allocates nothing.
+void
+    pb_msgpack_unpack_checked (const void *bytes, size_t size,
+                               msgpack_object *slots, size_t slot_count,
+                               msgpack_object *root);
 
 //  True if the 'len' bytes at 's' are valid UTF-8 (RFC 3629: no overlong
 //  forms, no surrogates, nothing above U+10FFFF).

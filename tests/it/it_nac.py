@@ -365,6 +365,18 @@ def crash_checks(res, j, nac_bin, c):
     res.run("crash at worker_after_commit", crash_point("worker_after_commit", 2))
     res.run("crash at worker_before_commit", crash_point("worker_before_commit", 2))
     res.run("crash at worker_mid_catchup", crash_point("worker_mid_catchup", 1))
+    def journal_restart():
+        # The journal dies under the worker and comes back on the same
+        # log and ports: the worker reconnects and goes on, nothing lost
+        c.j.kill9()
+        c.j.start()
+        c.proposal("jr-1", CPE_FIN)
+        s = c.meeting("jr-1", "agreed")
+        [(t, d)] = c.notes(s, 1)
+        assert t == "notify.nac.adopted" and d["proposal"] == "jr-1", (t, d)
+        assert nac.alive(), "pb-nac died with the journal"
+
+    res.run("journal kill -9 and restart under the worker", journal_restart)
     res.run("no notification twice", no_twice)
     rebuild_equals(res, j, nac_bin, nac, "after crashes: store equals a clean replay")
 
