@@ -370,7 +370,14 @@ s_on_ingest (s_worker_t *self)
                               ? S_BACKOFF_MAX: self->backoff * 2;
             }
             else
-            if (nak.has_id && pb_worker_store_key_of (self->store, nak.id, key)) {
+            if (!nak.has_id || !pb_worker_store_key_of (self->store, nak.id, key)) {
+                //  Cannot tell which: our envelopes always carry our ids,
+                //  so send them all again, slowly, and say so
+                zsys_warning ("pb_worker: refusal without a known id code=%s",
+                              pb_nak_code (nak.code));
+                s_outbox_rewind (self, S_BACKOFF_MAX);
+            }
+            else {
                 char reason [512];
                 snprintf (reason, sizeof reason, "journal refused: %s: %s",
                           pb_nak_code (nak.code), nak.error);

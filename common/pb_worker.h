@@ -13,8 +13,8 @@
                   "nak/<id>" -> {type, reason} of notifications the journal
                   refused
     A batch of events is applied in ONE write transaction that also stores
-    applied_seq and the outbox (invariant 2). Each event runs in a nested
-    transaction, so a poison event is rolled back alone and quarantined.
+    applied_seq and the outbox (invariant 2). A poison event changes
+    nothing but the quarantine: the batch is applied again without it.
     After the commit the outbox goes to ingest; ACKed entries are deleted
     in a later transaction. A notification's envelope is {id, src, type,
     cause, data} with id "<worker>/<cause>/<index>": a pure function of the
@@ -57,7 +57,7 @@ typedef enum {
 const char *
     pb_worker_strerror (int rc);
 
-//  What the rules see of the batch: one event's nested transaction
+//  What the rules see of the batch transaction while one event applies
 typedef struct _pb_apply_t pb_apply_t;
 
 //  A rules module. 'name' is the worker's name: its notifications' src,
@@ -121,8 +121,10 @@ int
     pb_worker_dump (const char *data_dir, FILE *out);
 
 //  --------------------------------------------------------------------------
-//  The rules' view (pb_apply_t). Every call works inside the current
-//  event's nested transaction: a poison return rolls all of it back.
+//  The rules' view (pb_apply_t). Every call works inside the batch's write
+//  transaction; a poison return undoes everything of the current event
+//  (the batch is applied again with the event quarantined instead), so
+//  rules never need to clean up before returning it.
 //  A store failure inside any call is also remembered by ctx, so the
 //  runtime treats the event as a store failure whatever apply returns.
 
@@ -208,7 +210,7 @@ bool
 //  --------------------------------------------------------------------------
 //  Local application, without sockets: selftests of rules modules, and
 //  rebuilding a store from events at hand. The same store code as the
-//  actor (nested transaction, quarantine, outbox); one owner thread.
+//  actor (batch transaction, quarantine, outbox); one owner thread.
 typedef struct _pb_worker_local_t pb_worker_local_t;
 
 //  Open the store in 'data_dir' for 'rules'. Returns 0 and sets *self_p,

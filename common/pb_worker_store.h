@@ -2,7 +2,7 @@
     pb_worker_store - the worker runtime's LMDB store (internal to pb_worker)
 
     The half of pb_worker that touches LMDB: the four databases, the batch
-    transaction with one nested transaction per event, the pb_apply_t the
+    transaction (applied again without a poison event), the pb_apply_t the
     rules see, the outbox and the canonical dump. pb_worker.c (sockets)
     is its only user; rules modules use pb_worker.h. Owned by the worker's
     thread.

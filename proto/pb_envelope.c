@@ -2,10 +2,11 @@
     pb_envelope - the event envelope of PROTOCOL.md: bounded decoding,
     validation against the catalogue, and the stored form
 
-    One allocation holds the envelope, its msgpack zone and its copy of the
-    bytes; msgpack_unpack makes every str point into that copy, so decoding
-    allocates nothing per field beyond the zone's chunks, and a decoded
-    envelope is freed in two calls.
+    One allocation holds the envelope, its unpacked objects and its copy of
+    the bytes: the pre-walk counts the object slots the value needs, and
+    pb_msgpack_unpack_checked fills them with every str pointing into the
+    copy. So decoding allocates once per envelope, not per field, and a
+    decoded envelope is freed in one call.
     =========================================================================
 */
 #include "pb_envelope.h"
@@ -20,15 +21,13 @@
 
 #define S_ID_MAX   128                  //  PROTOCOL.md, The envelope
 #define S_SRC_MAX  64
-#define S_ZONE_CHUNK 2048               //  fits a typical envelope's objects
 
 //  The envelope as allocated: public part first, so the pointer users hold
-//  is also the block's
+//  is also the block's; the copy of the message follows the slots
 typedef struct {
     pb_envelope_t pub;                  //  what users read
-    msgpack_zone zone;                  //  unpacked objects (owned)
     msgpack_object root;                //  the top-level map
-    uint8_t bytes [];                   //  the copy of the message (owned)
+    msgpack_object slots [];            //  its containers' objects (owned)
 } s_block_t;
 
 static pb_nak_t
@@ -53,11 +52,15 @@ static const char *const s_key_names [S_KEY_COUNT] = {
     "id", "src", "type", "time", "data", "seq", "ts", "cause"
 };
 
+static const uint32_t s_key_lens [S_KEY_COUNT] = { 2, 3, 4, 4, 4, 3, 2, 5 };
+
+//  'key' is a str
 static int
 s_key_of (const msgpack_object *key)
 {
     for (int k = 0; k < S_KEY_COUNT; k++)
-        if (pb_msgpack_str_eq (key, s_key_names [k]))
+        if (key->via.str.size == s_key_lens [k]
+        &&  memcmp (key->via.str.ptr, s_key_names [k], s_key_lens [k]) == 0)
             return k;
     return -1;
 }
@@ -176,31 +179,28 @@ pb_envelope_decode (const char *type, size_t type_len,
         return s_nak (PB_NAK_TOO_LARGE, error, error_size,
                       "envelope: %zu bytes, over the limit %zu", size,
                       limits->max_size);
-    if (pb_msgpack_check (bytes, size, limits, error, error_size))
+    //  One bounded walk proves the bytes and counts the objects; unpacking
+    //  them then needs no checks and no zone
+    size_t objects = 0;
+    if (pb_msgpack_check_objects (bytes, size, limits, &objects, error,
+                                  error_size))
         return PB_NAK_BAD_MSGPACK;
 
-    s_block_t *block = (s_block_t *) malloc (sizeof (s_block_t) + size);
+    s_block_t *block = (s_block_t *) malloc (sizeof (s_block_t)
+                                             + objects * sizeof (msgpack_object)
+                                             + size);
     if (!block)
         abort ();                       //  OOM aborts (STYLE.md)
     memset (&block->pub, 0, sizeof (block->pub));
-    memcpy (block->bytes, bytes, size);
-    if (!msgpack_zone_init (&block->zone, S_ZONE_CHUNK))
-        abort ();                       //  OOM aborts (STYLE.md)
+    uint8_t *copy = (uint8_t *) (block->slots + objects);
+    memcpy (copy, bytes, size);
     pb_envelope_t *env = &block->pub;
-    env->bytes = block->bytes;
+    env->bytes = copy;
     env->size = size;
-    env->zone = &block->zone;
     env->type_index = -1;
 
     pb_nak_t nak = PB_NAK_NONE;
-    size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack ((const char *) block->bytes,
-                                                size, &offset, &block->zone,
-                                                &block->root);
-    if (PB_NEVER (ret != MSGPACK_UNPACK_SUCCESS || offset != size))
-        nak = s_nak (PB_NAK_BAD_MSGPACK, error, error_size,
-                     "msgpack: not one well-formed value");
-    else
+    pb_msgpack_unpack_checked (copy, size, block->slots, objects, &block->root);
     if (block->root.type != MSGPACK_OBJECT_MAP)
         nak = s_nak (PB_NAK_BAD_ENVELOPE, error, error_size,
                      "envelope: not a map");
@@ -424,9 +424,7 @@ pb_envelope_destroy (pb_envelope_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
-        s_block_t *block = (s_block_t *) *self_p;
-        msgpack_zone_destroy (&block->zone);
-        free (block);
+        free (*self_p);
         *self_p = NULL;
     }
 }

@@ -8,7 +8,8 @@
          declared length and count by the bytes that remain, the nesting
          depth, string lengths, and refuses ext types, invalid UTF-8,
          duplicate map keys and trailing bytes;
-      2. only then msgpack-c's unpacker, into a zone owned by the envelope.
+      2. only then unpacking into msgpack-c objects, in one block owned by
+         the envelope and sized by the walk (pb_msgpack_unpack_checked).
     Validation follows PROTOCOL.md's NAK table in order; the first failing
     row wins and the error sentence names the offending field.
 
@@ -64,7 +65,6 @@ typedef struct {
     const msgpack_object *data; //  the data map (borrowed from self)
     const uint8_t *bytes;       //  the whole envelope as received (owned)
     size_t size;                //  its size
-    msgpack_zone *zone;         //  unpacked objects (owned)
 } pb_envelope_t;
 
 //  Decode 'size' bytes of an envelope received with type frame 'type'

@@ -231,6 +231,32 @@ s_classify (uint8_t b, s_kind_t *kind, size_t *head, uint64_t *len)
     return 0;
 }
 
+//  s_classify with the bytes that make most of an envelope (fixstr, small
+//  ints, fixmap) decided inline: the walk and the build classify every item
+static inline int
+s_classify_fast (uint8_t b, s_kind_t *kind, size_t *head, uint64_t *len)
+{
+    if (b >= 0xa0 && b <= 0xbf) {
+        *kind = S_STR;
+        *head = 1;
+        *len = b & 0x1f;
+        return 0;
+    }
+    if (b <= 0x7f) {
+        *kind = S_SCALAR;
+        *head = 1;
+        *len = 0;
+        return 0;
+    }
+    if (b <= 0x8f) {
+        *kind = S_MAP;
+        *head = 1;
+        *len = b & 0x0f;
+        return 0;
+    }
+    return s_classify (b, kind, head, len);
+}
+
 static int
 s_push (s_walk_t *w, uint64_t items, bool is_map)
 {
@@ -256,7 +282,7 @@ s_read_item (s_walk_t *w)
     s_kind_t kind;
     size_t head;
     uint64_t len;
-    if (s_classify (p [0], &kind, &head, &len))
+    if (s_classify_fast (p [0], &kind, &head, &len))
         return s_fail (w, PB_PROTO_MALFORMED, p [0] == 0xc1?
                        "reserved byte 0xc1": "ext type 0x%02x refused", p [0]);
     if (head > remain)
@@ -466,7 +492,7 @@ pb_msgpack_unpack_checked (const void *bytes, size_t size,
         s_kind_t kind;
         size_t head;
         uint64_t len;
-        int rc = s_classify (p [0], &kind, &head, &len);
+        int rc = s_classify_fast (p [0], &kind, &head, &len);
         assert (rc == 0);
         if (kind == S_SCALAR)
             s_build_scalar (p, o);
@@ -527,7 +553,23 @@ bool
 pb_msgpack_utf8_valid (const void *s_, size_t len)
 {
     const uint8_t *s = (const uint8_t *) s_;
+    //  All ASCII, most strings: one tight pass, no decoding
     size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t chunk;
+        memcpy (&chunk, s + i, 8);
+        if (chunk & 0x8080808080808080ULL)
+            break;
+    }
+    if (i + 8 > len) {
+        uint8_t high = 0;
+        for (size_t k = i; k < len; k++)
+            high |= s [k];
+        if (high < 0x80)
+            return true;
+    }
+    //  From the chunk with a non-ASCII byte on: every earlier byte was
+    //  ASCII, so 'i' is at a character boundary
     while (i < len) {
         if (len - i >= 8) {
             uint64_t chunk;

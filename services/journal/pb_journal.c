@@ -129,23 +129,23 @@ s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
 //  The transaction
 
 static void
-s_free_stored (pb_journal_t *self)
+s_free_stored (pb_journal_entry_t *entries, size_t count)
 {
-    for (size_t i = 0; i < self->entry_count; i++) {
-        free (self->entries [i].stored);
-        self->entries [i].stored = NULL;
+    for (size_t i = 0; i < count; i++) {
+        free (entries [i].stored);
+        entries [i].stored = NULL;
     }
 }
 
 //  One attempt: lookups and appends of every admitted entry, then the
 //  commit. Returns a pb_log code.
 static int
-s_txn_attempt (pb_journal_t *self)
+s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
 {
     int rc = pb_log_begin (self->log);
     int64_t ts = pb_journal_clock (self);
-    for (size_t i = 0; i < self->entry_count && rc == 0; i++) {
-        pb_journal_entry_t *entry = &self->entries [i];
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        pb_journal_entry_t *entry = &entries [i];
         if (entry->result == PB_JOURNAL_REFUSED)
             continue;
         const pb_envelope_t *env = entry->envelope;
@@ -193,16 +193,16 @@ s_txn_attempt (pb_journal_t *self)
 //  Run the transaction, growing the map as often as needed. Returns 0,
 //  PB_LOG_NOSPC or PB_LOG_AT_MAX (answer 'unavailable'), or a fatal code.
 static int
-s_txn_run (pb_journal_t *self)
+s_txn_run (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
 {
     bool any = false;
-    for (size_t i = 0; i < self->entry_count; i++)
-        any |= self->entries [i].result != PB_JOURNAL_REFUSED;
+    for (size_t i = 0; i < count; i++)
+        any |= entries [i].result != PB_JOURNAL_REFUSED;
     if (!any)
         return 0;                       //  Nothing to write, nothing to sync
     int rc;
-    while ((rc = s_txn_attempt (self)) == PB_LOG_FULL) {
-        s_free_stored (self);
+    while ((rc = s_txn_attempt (self, entries, count)) == PB_LOG_FULL) {
+        s_free_stored (entries, count);
         rc = pb_log_grow (self->log);   //  No transaction is active here
         if (rc)
             break;
@@ -215,8 +215,8 @@ s_txn_run (pb_journal_t *self)
         //  Nothing of the batch is stored: what it would have appended is
         //  'unavailable'; resends of older events are still good ACKs
         uint64_t head = pb_log_head (self->log);
-        for (size_t i = 0; i < self->entry_count; i++) {
-            pb_journal_entry_t *entry = &self->entries [i];
+        for (size_t i = 0; i < count; i++) {
+            pb_journal_entry_t *entry = &entries [i];
             if (entry->result != PB_JOURNAL_REFUSED
             &&  (entry->result == PB_JOURNAL_APPENDED || entry->seq > head)) {
                 entry->result = PB_JOURNAL_REFUSED;
@@ -226,7 +226,7 @@ s_txn_run (pb_journal_t *self)
                           pb_log_strerror (rc));
             }
         }
-        s_free_stored (self);
+        s_free_stored (entries, count);
     }
     return rc;
 }
@@ -301,11 +301,11 @@ s_free_envelope (void *data, void *hint)
 }
 
 static void
-s_fanout (pb_journal_t *self)
+s_fanout (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
 {
     bool first = true;
-    for (size_t i = 0; i < self->entry_count; i++) {
-        pb_journal_entry_t *entry = &self->entries [i];
+    for (size_t i = 0; i < count; i++) {
+        pb_journal_entry_t *entry = &entries [i];
         if (entry->result != PB_JOURNAL_APPENDED)
             continue;
         if (!first)
@@ -326,10 +326,10 @@ s_fanout (pb_journal_t *self)
 
 //  Release what the batch held, ready for the next one
 static void
-s_batch_reset (pb_journal_t *self)
+s_batch_reset (pb_journal_entry_t *entries, size_t count)
 {
-    for (size_t i = 0; i < self->entry_count; i++) {
-        pb_journal_entry_t *entry = &self->entries [i];
+    for (size_t i = 0; i < count; i++) {
+        pb_journal_entry_t *entry = &entries [i];
         pb_envelope_destroy (&entry->envelope);
         free (entry->stored);
         entry->stored = NULL;
@@ -341,31 +341,28 @@ s_batch_reset (pb_journal_t *self)
         zmq_msg_init (&entry->type);
         zmq_msg_init (&entry->body);
     }
-    self->entry_count = 0;
 }
 
-//  Admit, store, answer, fan out the entries in hand. Returns 0, or -1
-//  after a fatal log error: nothing of the batch is answered then.
-int
-pb_journal_batch_run (pb_journal_t *self)
+//  Answer and fan out a batch the committer has finished with 'rc', then
+//  release it. Returns 0, or -1 after a fatal log error: nothing of the
+//  batch is answered then.
+static int
+s_batch_finish (pb_journal_t *self, pb_journal_entry_t *entries, size_t count, int rc)
 {
-    for (size_t i = 0; i < self->entry_count; i++)
-        s_admit (self, &self->entries [i]);
-    int rc = s_txn_run (self);
     if (rc && rc != PB_LOG_NOSPC && rc != PB_LOG_AT_MAX) {
         zsys_error ("journal: stopping on a log failure, nothing of the batch "
                     "is acknowledged error=%s", pb_log_strerror (rc));
         self->exit_rc = rc;
-        s_batch_reset (self);
+        s_batch_reset (entries, count);
         return -1;
     }
     bool appended = false;
-    for (size_t i = 0; i < self->entry_count; i++)
-        appended |= self->entries [i].result == PB_JOURNAL_APPENDED;
+    for (size_t i = 0; i < count; i++)
+        appended |= entries [i].result == PB_JOURNAL_APPENDED;
     if (appended)
         PB_CRASH_POINT ("after_commit");        //  Durable, nothing answered
-    for (size_t i = 0; i < self->entry_count; i++) {
-        pb_journal_entry_t *entry = &self->entries [i];
+    for (size_t i = 0; i < count; i++) {
+        pb_journal_entry_t *entry = &entries [i];
         if (entry->result == PB_JOURNAL_APPENDED)
             self->appended++;
         else
@@ -379,11 +376,119 @@ pb_journal_batch_run (pb_journal_t *self)
     }
     if (appended)
         PB_CRASH_POINT ("after_ack");           //  Answered, not fanned out
-    s_fanout (self);
+    s_fanout (self, entries, count);
     self->batches++;
-    self->messages += self->entry_count;
-    s_batch_reset (self);
+    self->messages += count;
+    s_batch_reset (entries, count);
     return 0;
+}
+
+//  Hand the admitted entries in hand to the committer and start filling
+//  the other buffer. From here until pb_journal_settle, the batch and the
+//  log belong to the committer's thread.
+static void
+s_dispatch (pb_journal_t *self)
+{
+    assert (!self->in_flight);
+    self->flight = self->entries;
+    self->flight_count = self->entry_count;
+    self->entries = self->entries == self->buffers [0]? self->buffers [1]: self->buffers [0];
+    self->entry_count = 0;
+    self->in_flight = true;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "COMMIT");
+    zmsg_addmem (msg, &self->flight, sizeof self->flight);
+    zmsg_addmem (msg, &self->flight_count, sizeof self->flight_count);
+    int rc = zmsg_send (&msg, self->committer);
+    assert (rc == 0);                   //  inproc to our own thread
+}
+
+int
+pb_journal_settle (pb_journal_t *self)
+{
+    if (!self->in_flight)
+        return 0;
+    int rc = PB_LOG_IO;
+    int received;
+    //  A commit is bounded work: wait it out even across a signal
+    do
+        received = zsock_recv (self->committer, "i", &rc);
+    while (received == -1 && zmq_errno () == EINTR);
+    self->in_flight = false;
+    if (received == -1) {
+        zsys_error ("journal: lost the committer, nothing of the batch is acknowledged");
+        self->exit_rc = PB_LOG_IO;
+        s_batch_reset (self->flight, self->flight_count);
+        return -1;
+    }
+    return s_batch_finish (self, self->flight, self->flight_count, rc);
+}
+
+//  Admit, store, answer, fan out the entries in hand, and wait for all of
+//  it (ticks and control). Returns 0, or -1 after a fatal log error.
+int
+pb_journal_batch_run (pb_journal_t *self)
+{
+    if (pb_journal_settle (self))
+        return -1;
+    for (size_t i = 0; i < self->entry_count; i++)
+        s_admit (self, &self->entries [i]);
+    s_dispatch (self);
+    return pb_journal_settle (self);
+}
+
+//  --------------------------------------------------------------------------
+//  The committer: a thread that owns the log while it holds a batch. It
+//  runs the transaction and the sync of one batch at a time, so that the
+//  actor receives and admits the next batch meanwhile; the actor answers
+//  each batch only after its commit, in dispatch order, so replies stay in
+//  arrival order and an ACK still means committed and synced.
+
+static void
+s_committer (zsock_t *pipe, void *args)
+{
+    pb_journal_t *self = (pb_journal_t *) args;
+    zsock_signal (pipe, 0);
+    while (true) {
+        zmsg_t *msg = zmsg_recv (pipe);
+        if (!msg) {
+            if (zmq_errno () == EINTR)
+                continue;               //  Only $TERM ends the committer
+            break;
+        }
+        char *command = zmsg_popstr (msg);
+        bool term = !command || streq (command, "$TERM");
+        if (!term) {
+            //  COMMIT [entries][count], from the actor's own s_dispatch
+            zframe_t *entries_frame = zmsg_pop (msg);
+            zframe_t *count_frame = zmsg_pop (msg);
+            assert (entries_frame && zframe_size (entries_frame) == sizeof (pb_journal_entry_t *));
+            assert (count_frame && zframe_size (count_frame) == sizeof (size_t));
+            pb_journal_entry_t *entries;
+            size_t count;
+            memcpy (&entries, zframe_data (entries_frame), sizeof entries);
+            memcpy (&count, zframe_data (count_frame), sizeof count);
+            zframe_destroy (&entries_frame);
+            zframe_destroy (&count_frame);
+            int rc = s_txn_run (self, entries, count);
+            zsock_send (pipe, "i", rc);
+        }
+        zstr_free (&command);
+        zmsg_destroy (&msg);
+        if (term)
+            break;
+    }
+}
+
+//  The committer's answer arrived while the actor was idle
+static int
+s_on_committed (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    pb_journal_t *self = (pb_journal_t *) arg;
+    //  s_on_ingest may have taken the answer in this same loop turn
+    if (!self->in_flight || !(zsock_events (reader) & ZMQ_POLLIN))
+        return 0;
+    return pb_journal_settle (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -437,7 +542,14 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     }
     if (self->entry_count == 0)
         return 0;
-    return pb_journal_batch_run (self);
+    //  Admit while the committer syncs the previous batch, then answer
+    //  that one before handing this one over
+    for (size_t i = 0; i < self->entry_count; i++)
+        s_admit (self, &self->entries [i]);
+    if (pb_journal_settle (self))
+        return -1;
+    s_dispatch (self);
+    return 0;
 }
 
 static int
@@ -470,15 +582,23 @@ s_journal_destroy (pb_journal_t **self_p)
     pb_journal_t *self = *self_p;
     if (!self)
         return;
-    if (self->entries) {
-        s_batch_reset (self);
-        for (int64_t i = 0; i <= self->cfg->batch_max; i++) {
-            zmq_msg_close (&self->entries [i].identity);
-            zmq_msg_close (&self->entries [i].type);
-            zmq_msg_close (&self->entries [i].body);
-            free (self->entries [i].error);
+    //  Answer what is committing, then stop the committer before its
+    //  batch is released
+    if (self->in_flight && self->exit_rc == 0)
+        pb_journal_settle (self);
+    zactor_destroy (&self->committer);
+    if (self->in_flight)
+        s_batch_reset (self->flight, self->flight_count);
+    s_batch_reset (self->entries, self->entry_count);
+    for (int b = 0; b < 2; b++) {
+        pb_journal_entry_t *entries = self->buffers [b];
+        for (int64_t i = 0; entries && i <= self->cfg->batch_max; i++) {
+            zmq_msg_close (&entries [i].identity);
+            zmq_msg_close (&entries [i].type);
+            zmq_msg_close (&entries [i].body);
+            free (entries [i].error);
         }
-        free (self->entries);
+        free (entries);
     }
     pb_journal_replay_stop (self);
     zloop_destroy (&self->loop);
@@ -524,16 +644,20 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
             self->owner_lens [self->owner_count++] = strlen (owner);
         }
     }
-    self->entries = (pb_journal_entry_t *) calloc ((size_t) cfg->batch_max + 1,
-                                                   sizeof (pb_journal_entry_t));
-    assert (self->entries);
-    for (int64_t i = 0; i <= cfg->batch_max; i++) {
-        zmq_msg_init (&self->entries [i].identity);
-        zmq_msg_init (&self->entries [i].type);
-        zmq_msg_init (&self->entries [i].body);
-        self->entries [i].error = (char *) malloc (PB_JOURNAL_ERROR_MAX);
-        assert (self->entries [i].error);
+    for (int b = 0; b < 2; b++) {
+        pb_journal_entry_t *entries = (pb_journal_entry_t *)
+            calloc ((size_t) cfg->batch_max + 1, sizeof (pb_journal_entry_t));
+        assert (entries);
+        for (int64_t i = 0; i <= cfg->batch_max; i++) {
+            zmq_msg_init (&entries [i].identity);
+            zmq_msg_init (&entries [i].type);
+            zmq_msg_init (&entries [i].body);
+            entries [i].error = (char *) malloc (PB_JOURNAL_ERROR_MAX);
+            assert (entries [i].error);
+        }
+        self->buffers [b] = entries;
     }
+    self->entries = self->buffers [0];
     int rc = pb_log_open (cfg->data_dir, (uint64_t) cfg->map_size,
                           (uint64_t) cfg->map_max, &self->log);
     if (rc == 0) {
@@ -549,6 +673,8 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
         self->replay_handle = zsock_resolve (self->replay);
         self->loop = zloop_new ();
         assert (self->loop);
+        self->committer = zactor_new (s_committer, self);
+        assert (self->committer);
         rc = pb_journal_replay_start (self);
     }
     if (rc == 0) {
@@ -577,6 +703,7 @@ pb_journal_actor (zsock_t *pipe, void *args)
     zsock_send (pipe, "i", rc);         //  Startup status
     if (rc == 0) {
         zloop_reader (self->loop, pipe, s_on_pipe, self);
+        zloop_reader (self->loop, zactor_sock (self->committer), s_on_committed, self);
         zloop_reader (self->loop, self->ingest, s_on_ingest, self);
         zloop_reader (self->loop, self->replay, pb_journal_on_replay, self);
         if (!self->manual)
@@ -588,6 +715,8 @@ pb_journal_actor (zsock_t *pipe, void *args)
                      pb_journal_on_reader_check, self);
         zloop_timer (self->loop, PB_JOURNAL_STATS_INTERVAL, 0, pb_journal_on_stats, self);
         zloop_start (self->loop);       //  Ends on $TERM, a signal, or -1
+        if (self->exit_rc == 0)
+            pb_journal_settle (self);   //  Answer what is committing
         rc = self->exit_rc;
         zsys_notice ("journal: stopped head=%" PRIu64 " appended=%" PRIu64
                      " duplicates=%" PRIu64 " batches=%" PRIu64 " rc=%d",

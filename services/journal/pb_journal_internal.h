@@ -74,8 +74,13 @@ typedef struct {
     bool manual;                        //  clock mode
     bool verbose;                       //  per-message debug
     int exit_rc;                        //  what the actor reports on exit
-    pb_journal_entry_t *entries;        //  batch_max + 1 entries (owned)
+    pb_journal_entry_t *buffers [2];    //  batch_max + 1 entries each (owned)
+    pb_journal_entry_t *entries;        //  the buffer being filled (borrowed)
     size_t entry_count;                 //  entries in the batch in hand
+    zactor_t *committer;                //  commits one batch at a time (owned)
+    bool in_flight;                     //  the committer holds 'flight' and the log
+    pb_journal_entry_t *flight;         //  the other buffer, while in flight (borrowed)
+    size_t flight_count;                //  its entries
     //  Replay
     zlistx_t *sessions;                 //  of pb_journal_session_t (owned)
     int pump_timer;                     //  zero-delay timer id, or -1
@@ -95,10 +100,18 @@ typedef struct {
 #define PB_JOURNAL_STATS_INTERVAL 1000  //  ms between aggregated warnings
 
 //  Admit, store, answer and fan out the entry_count entries in hand, then
-//  reset them. Returns 0, or -1 after a fatal log error (nothing of the
-//  batch answered, self->exit_rc set).
+//  reset them (an earlier batch still in flight is answered first).
+//  Returns 0, or -1 after a fatal log error (nothing of the batch
+//  answered, self->exit_rc set).
 int
     pb_journal_batch_run (pb_journal_t *self);
+
+//  Wait for the batch the committer holds, if any, then answer it and fan
+//  it out: afterwards the log is the actor's again. Every handler that
+//  reads the log calls this first. Returns 0, or -1 after a fatal log
+//  error (self->exit_rc set; the loop must stop).
+int
+    pb_journal_settle (pb_journal_t *self);
 
 //  Timers (pb_journal_timers.c), zloop handlers
 int

@@ -196,6 +196,8 @@ static int
 s_on_pump (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
+    if (pb_journal_settle (self))       //  The log is ours again
+        return -1;
     bool busy = false;
     pb_journal_session_t *session = (pb_journal_session_t *) zlistx_first (self->sessions);
     while (session) {
@@ -416,6 +418,8 @@ int
 pb_journal_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
+    if (pb_journal_settle (self))       //  The log is ours again
+        return -1;
     for (int i = 0; i < S_DRAIN_MAX && (zsock_events (reader) & ZMQ_POLLIN); i++) {
         zmsg_t *msg = zmsg_recv (reader);
         if (!msg)

@@ -59,6 +59,8 @@ int
 pb_journal_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
+    if (pb_journal_settle (self))       //  The log is ours again
+        return -1;
     int64_t now = pb_journal_clock (self);
     if (now <= pb_log_now (self->log)) {
         //  Log time never goes backwards, and a tick never repeats a now:
@@ -80,6 +82,8 @@ int
 pb_journal_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
+    if (pb_journal_settle (self))       //  The log is ours again
+        return -1;
     uint8_t map [PB_WIRE_REPLY_MAX];
     size_t size = 0;
     int rc = pb_wire_heartbeat_encode (pb_log_head (self->log), pb_journal_clock (self),
@@ -94,6 +98,8 @@ int
 pb_journal_on_reader_check (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
+    if (pb_journal_settle (self))       //  The log is ours again
+        return -1;
     int rc = pb_log_reader_check (self->log);
     return rc == PB_LOG_CORRUPT? (self->exit_rc = rc, -1): 0;
 }
@@ -103,6 +109,8 @@ int
 pb_journal_on_stats (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
+    if (pb_journal_settle (self))       //  The log is ours again
+        return -1;
     char line [512] = "";
     size_t used = 0;
     uint64_t total = 0;

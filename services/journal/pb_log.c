@@ -25,6 +25,8 @@ struct _pb_log_t {
     MDB_dbi index;              //  (src, id) -> [seq][digest]
     MDB_dbi meta;               //  "now" -> log time
     MDB_txn *write;             //  the batch in hand, or NULL (owned)
+    MDB_cursor *appender;       //  on log in the batch: stays at the end (owned)
+    MDB_cursor *indexer;        //  on index in the batch (owned)
     MDB_txn *read;              //  reset read transaction, reused (owned)
     uint64_t head;              //  last committed seq
     uint64_t next;              //  seq of the next append in the batch
@@ -35,6 +37,9 @@ struct _pb_log_t {
     uint64_t nospc_count;       //  failed commits since the last success
     uint64_t batch_bytes;       //  keys and values put by the batch in hand
 };
+
+static void
+    s_cursors_close (pb_log_t *self);
 
 #define S_INDEX_KEY_MAX (1 + 64 + 128)
 #define S_INDEX_VALUE_SIZE (8 + PB_LOG_DIGEST_SIZE)
@@ -209,6 +214,7 @@ pb_log_destroy (pb_log_t **self_p)
     assert (self_p);
     pb_log_t *self = *self_p;
     if (self) {
+        s_cursors_close (self);
         if (self->write)
             mdb_txn_abort (self->write);
         if (self->read)
@@ -262,8 +268,36 @@ pb_log_begin (pb_log_t *self)
     self->next = self->head + 1;
     self->pending_now = self->now;
     self->batch_bytes = 0;
-    return s_translate (self, mdb_txn_begin (self->env, NULL, 0, &self->write),
-                        "begin");
+    //  One cursor per database for the whole batch: an append through a
+    //  cursor already at the log's end skips the search from the root
+    //  that every mdb_put makes, and an index put through a cursor
+    //  searches its current leaf first
+    int rc = mdb_txn_begin (self->env, NULL, 0, &self->write);
+    if (rc == 0)
+        rc = mdb_cursor_open (self->write, self->log, &self->appender);
+    if (rc == 0)
+        rc = mdb_cursor_open (self->write, self->index, &self->indexer);
+    if (rc && self->write) {
+        mdb_txn_abort (self->write);    //  Closes a cursor it has
+        self->write = NULL;
+    }
+    if (rc) {
+        self->appender = NULL;
+        self->indexer = NULL;
+    }
+    return s_translate (self, rc, "begin");
+}
+
+//  The batch's cursors go before its transaction ends
+static void
+s_cursors_close (pb_log_t *self)
+{
+    if (self->appender)
+        mdb_cursor_close (self->appender);
+    if (self->indexer)
+        mdb_cursor_close (self->indexer);
+    self->appender = NULL;
+    self->indexer = NULL;
 }
 
 //  --------------------------------------------------------------------------
@@ -331,7 +365,7 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
     memcpy (index_value, seq_bytes, 8);
     memcpy (index_value + 8, digest, PB_LOG_DIGEST_SIZE);
     MDB_val ivalue = { sizeof index_value, index_value };
-    int rc = mdb_put (self->write, self->index, &ikey, &ivalue, MDB_NOOVERWRITE);
+    int rc = mdb_cursor_put (self->indexer, &ikey, &ivalue, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         if (ivalue.mv_size != S_INDEX_VALUE_SIZE)
             return s_translate (self, MDB_CORRUPTED, "append");
@@ -344,7 +378,7 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
     MDB_val lkey = { 8, seq_bytes };
     MDB_val lvalue = { 1 + type_len + size, NULL };
     if (rc == 0)
-        rc = mdb_put (self->write, self->log, &lkey, &lvalue, MDB_APPEND | MDB_RESERVE);
+        rc = mdb_cursor_put (self->appender, &lkey, &lvalue, MDB_APPEND | MDB_RESERVE);
     if (rc == 0) {
         uint8_t *value = (uint8_t *) lvalue.mv_data;
         value [0] = (uint8_t) type_len;
@@ -397,6 +431,7 @@ pb_log_commit (pb_log_t *self)
     assert (self);
     assert (self->write);
     PB_CRASH_POINT ("before_commit");
+    s_cursors_close (self);
     int rc = mdb_txn_commit (self->write);
     self->write = NULL;                 //  Commit frees the txn even on failure
     if (rc == 0) {
@@ -422,6 +457,7 @@ void
 pb_log_abort (pb_log_t *self)
 {
     assert (self);
+    s_cursors_close (self);
     if (self->write) {
         mdb_txn_abort (self->write);
         self->write = NULL;

@@ -39,6 +39,7 @@ import argparse
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -292,6 +293,9 @@ def main():
         ap.add_argument("--seed", type=int, default=11)
         ap.add_argument("--timeout", type=float, default=600.0)
     args = pbtest.parse_args(extra)
+    #  SIGTERM (ctest's timeout) unwinds, so that every process and
+    #  temporary directory is cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binaries = system.worker_binaries(args.bin_dir)
     rates = [int(r) for r in args.rates.split(",") if r]
     seconds, count = args.seconds, args.catchup_events

@@ -21,6 +21,7 @@ Usage: it_determinism.py --bin-dir BUILD [--seed N] [--count N]
 
 import collections
 import os
+import signal
 import sys
 import time
 
@@ -31,12 +32,15 @@ import system
 
 def extra_args(ap):
     ap.add_argument("--seed", type=int, default=20261124)
-    ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--count", type=int, default=22000,
+                    help="scenario steps (about 10%% of them ticks)")
     ap.add_argument("--timeout", type=float, default=300.0)
 
 
 def main():
     args = pbtest.parse_args(extra_args)
+    #  SIGTERM (ctest's timeout) unwinds: processes and dirs are cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binaries = system.worker_binaries(args.bin_dir)
     res = pbtest.Results("it_determinism")
     state = {}

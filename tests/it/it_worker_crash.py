@@ -23,6 +23,7 @@ Usage: it_worker_crash.py --bin-dir BUILD [--kills N] [--seed N]
 import collections
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -114,6 +115,8 @@ class Chaos:
 
 def main():
     args = pbtest.parse_args(extra_args)
+    #  SIGTERM (ctest's timeout) unwinds: processes and dirs are cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binaries = system.worker_binaries(args.bin_dir)
     rng = random.Random(args.seed)
     res = pbtest.Results("it_worker_crash")

@@ -152,6 +152,7 @@ SOURCES = {"registry": "refdata", "nac": "council", "cpe": "cpe-desk",
            "activity": "pcm"}
 
 START_MS = 1672531200000                # 2023-01-01T00:00:00Z
+MAX_OPEN = 2000                         # open activities, at most (about)
 
 
 def date_of(ms):
@@ -376,6 +377,13 @@ class Scenario:
     # -- activities and feedback -------------------------------------------
 
     def ev_activity(self):
+        if len(self.activities) - len(self.closed_list) >= MAX_OPEN:
+            #  A menu of a couple of thousand activities, as the real one:
+            #  a new one replaces an old one (retired by the Council)
+            old = self.pick_open()
+            if old is not None:
+                return self.propose({"kind": "activity.discard",
+                                     "activity": old}, plan="adopt")
         aid = self.new_id("ACT")
         pool = self.non_ally_partners()
         partners = self.rng.sample(pool, self.rng.randrange(0, 4))
