@@ -617,11 +617,19 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
     zsys_set_logident (ident);
     pb_config_log (table, &cfg);
     zactor_t *actor = zactor_new (pb_worker_actor, &cfg);
-    int status = -1;
-    if (zsock_recv (actor, "i", &status) == 0 && status == 0) {
-        //  Blocks until the actor stops by itself or a signal arrives
-        if (zsock_recv (actor, "i", &status) != 0)
-            status = 0;
+    //  Startup status, then the exit status. A signal interrupts the wait
+    //  and also stops the actor, which then reports: wait for that report,
+    //  so the actor has released its sockets before zactor_destroy (else
+    //  the two race at exit and czmq aborts on a dangling pipe).
+    int status = PB_EINTR;
+    while (zsock_recv (actor, "i", &status) == -1 && zsys_interrupted)
+        ;
+    if (status == 0) {
+        while (zsock_recv (actor, "i", &status) == -1)
+            if (!zsys_interrupted) {
+                status = PB_EIO;
+                break;
+            }
     }
     else
         zsys_error ("pb_worker: %s did not start: %s", n, pb_worker_strerror (status));

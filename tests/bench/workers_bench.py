@@ -35,7 +35,6 @@ Build Release first for figures worth quoting, e.g.
   /usr/bin/python3 tests/bench/workers_bench.py --bin-dir /tmp/pb-rel
 """
 
-import argparse
 import os
 import re
 import select

@@ -25,9 +25,16 @@ the rules distinguish:
     come and go), feedback on closed and unknown activities, short review
     periods (review_due), policy and profile changes (priority scores);
   - registry upserts: profile changes, suspensions and reactivations of
-    partners holding a CPE, and upserts that change nothing;
+    partners holding a CPE, and upserts that change nothing; they and
+    the policy changes come with time (per simulated day), not with
+    traffic, and at most MAX_OPEN activities are open (older ones are
+    retired by the Council), so a long log keeps a realistic ratio of
+    notifications to events;
   - time: ticks of one to three days, so two-year CPE terms expire (notice,
-    end, vacancy) several times over.
+    end, vacancy) several times over;
+  - what the rules must quarantine (ev_edge, ev_activity_again): a
+    second registration of an activity id, a handover effective
+    9999-12-31, a proposal blocked by 65 objectors.
 
 The generator's model is approximate on purpose: the workers' notifications
 land in the log among these events, and the rules, not this file, decide
