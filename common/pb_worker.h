@@ -207,6 +207,14 @@ int
 bool
     pb_apply_str (const msgpack_object *obj, char *buf, size_t size);
 
+//  True if the event's type is exactly 'type' (nul-terminated)
+bool
+    pb_apply_type_is (const pb_envelope_t *event, const char *type);
+
+//  Pack the nul-terminated 'text' as a msgpack str
+void
+    pb_apply_pack_str (msgpack_packer *pk, const char *text);
+
 //  --------------------------------------------------------------------------
 //  Local application, without sockets: selftests of rules modules, and
 //  rebuilding a store from events at hand. The same store code as the

@@ -950,3 +950,24 @@ pb_worker_dump (const char *data_dir, FILE *out)
         mdb_env_close (env);
     return rc? PB_WORKER_STORE: 0;
 }
+
+//  --------------------------------------------------------------------------
+
+bool
+pb_apply_type_is (const pb_envelope_t *event, const char *type)
+{
+    assert (event && type);
+    return event->type_len == strlen (type)
+        && memcmp (event->type, type, event->type_len) == 0;
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_apply_pack_str (msgpack_packer *pk, const char *text)
+{
+    assert (pk && text);
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}

@@ -50,21 +50,6 @@ const pb_rules_t pb_activity_rules = { "activity", pb_activity_apply };
 //  The programmes a proposal may open (programme.open), in stored order
 static const char *const s_open_programmes [] = { "IPAP", "PARP", NULL };
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
-}
-
-static bool
-s_type_is (const pb_envelope_t *event, const char *type)
-{
-    return event->type_len == strlen (type)
-        && memcmp (event->type, type, event->type_len) == 0;
-}
-
 //  --------------------------------------------------------------------------
 //  Collecting keys: pb_apply_scan forbids writes inside the scan, so the
 //  rules first collect what they will change, then change it.
@@ -131,14 +116,14 @@ s_emit_priority (pb_apply_t *ctx, const char *activity,
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.activity.priority");
     msgpack_pack_map (pk, 3);
-    s_pack_str (pk, "activity");
-    s_pack_str (pk, activity);
-    s_pack_str (pk, "score");
+    pb_apply_pack_str (pk, "activity");
+    pb_apply_pack_str (pk, activity);
+    pb_apply_pack_str (pk, "score");
     msgpack_pack_int64 (pk, score->score);
-    s_pack_str (pk, "factors");
+    pb_apply_pack_str (pk, "factors");
     msgpack_pack_map (pk, PB_CONS_COUNT);
     for (int i = 0; i < PB_CONS_COUNT; i++) {
-        s_pack_str (pk, pb_registry_consideration_name ((pb_cons_t) i));
+        pb_apply_pack_str (pk, pb_registry_consideration_name ((pb_cons_t) i));
         msgpack_pack_double (pk, (double) score->counts [i] / (double) score->n);
     }
     return pb_apply_emit_end (ctx);
@@ -150,11 +135,11 @@ s_emit_candidate (pb_apply_t *ctx, const pb_activity_record_t *rec)
     msgpack_packer *pk = pb_apply_emit_begin (ctx,
                                               "notify.activity.discard_candidate");
     msgpack_pack_map (pk, 3);
-    s_pack_str (pk, "activity");
-    s_pack_str (pk, rec->id);
-    s_pack_str (pk, "mean_relevance");
+    pb_apply_pack_str (pk, "activity");
+    pb_apply_pack_str (pk, rec->id);
+    pb_apply_pack_str (pk, "mean_relevance");
     msgpack_pack_double (pk, (double) rec->relevance_sum / (double) rec->feedbacks);
-    s_pack_str (pk, "feedbacks");
+    pb_apply_pack_str (pk, "feedbacks");
     msgpack_pack_uint64 (pk, rec->feedbacks);
     return pb_apply_emit_end (ctx);
 }
@@ -165,10 +150,10 @@ s_emit_two (pb_apply_t *ctx, const char *type, const char *key1,
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, type);
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, key1);
-    s_pack_str (pk, value1);
-    s_pack_str (pk, key2);
-    s_pack_str (pk, value2);
+    pb_apply_pack_str (pk, key1);
+    pb_apply_pack_str (pk, value1);
+    pb_apply_pack_str (pk, key2);
+    pb_apply_pack_str (pk, value2);
     return pb_apply_emit_end (ctx);
 }
 
@@ -378,9 +363,9 @@ s_review (pb_apply_t *ctx, const char *id, int64_t now)
         return rc;
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.activity.review_due");
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, "activity");
-    s_pack_str (pk, id);
-    s_pack_str (pk, "last_feedback");
+    pb_apply_pack_str (pk, "activity");
+    pb_apply_pack_str (pk, id);
+    pb_apply_pack_str (pk, "last_feedback");
     msgpack_pack_int64 (pk, rec.last_feedback);
     rc = pb_apply_emit_end (ctx);
     //  Once per period: the next deadline is the first period boundary
@@ -452,12 +437,12 @@ s_adopted_open (pb_apply_t *ctx, const msgpack_object *action)
     if (rc == 0) {
         msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.activity.opened");
         msgpack_pack_map (pk, 2);
-        s_pack_str (pk, "activity");
-        s_pack_str (pk, id);
-        s_pack_str (pk, "partners");
+        pb_apply_pack_str (pk, "activity");
+        pb_apply_pack_str (pk, id);
+        pb_apply_pack_str (pk, "partners");
         msgpack_pack_array (pk, added_count);
         for (size_t i = 0; i < added_count; i++)
-            s_pack_str (pk, added [i]);
+            pb_apply_pack_str (pk, added [i]);
         rc = pb_apply_emit_end (ctx);
     }
     return rc;
@@ -513,17 +498,17 @@ s_adopted_programme (pb_apply_t *ctx, const char *proposal,
     msgpack_pack_array (pk, (size_t) held [0] + (size_t) held [1]);
     for (int i = 0; s_open_programmes [i]; i++)
         if (held [i])
-            s_pack_str (pk, s_open_programmes [i]);
+            pb_apply_pack_str (pk, s_open_programmes [i]);
     int rc = pb_apply_put_end (ctx, key);
     if (rc == 0) {
         pk = pb_apply_emit_begin (ctx, "notify.partner.access_changed");
         msgpack_pack_map (pk, 3);
-        s_pack_str (pk, "partner");
-        s_pack_str (pk, partner);
-        s_pack_str (pk, "programme");
-        s_pack_str (pk, programme);
-        s_pack_str (pk, "proposal");
-        s_pack_str (pk, proposal);
+        pb_apply_pack_str (pk, "partner");
+        pb_apply_pack_str (pk, partner);
+        pb_apply_pack_str (pk, "programme");
+        pb_apply_pack_str (pk, programme);
+        pb_apply_pack_str (pk, "proposal");
+        pb_apply_pack_str (pk, proposal);
         rc = pb_apply_emit_end (ctx);
     }
     return rc;
@@ -564,15 +549,15 @@ s_adopted_convene (pb_apply_t *ctx, const msgpack_object *action)
     else {
         msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.consultation.convened");
         msgpack_pack_map (pk, 3);
-        s_pack_str (pk, "subject");
+        pb_apply_pack_str (pk, "subject");
         msgpack_pack_object (pk, *subject);
-        s_pack_str (pk, "participants");
+        pb_apply_pack_str (pk, "participants");
         msgpack_pack_object (pk, *participants);
-        s_pack_str (pk, "informed");
+        pb_apply_pack_str (pk, "informed");
         msgpack_pack_array (pk, zlist_size (informed));
         for (const char *country = (const char *) zlist_first (informed); country;
              country = (const char *) zlist_next (informed))
-            s_pack_str (pk, country);
+            pb_apply_pack_str (pk, country);
         rc = pb_apply_emit_end (ctx);
     }
     zlist_destroy (&informed);          //  Borrowed the strings of partners
@@ -625,13 +610,13 @@ pb_activity_apply (pb_apply_t *ctx, const pb_envelope_t *event)
         }
         return rc? rc: s_on_country (ctx, change.country);
     }
-    if (s_type_is (event, "activity.registered"))
+    if (pb_apply_type_is (event, "activity.registered"))
         return s_on_registered (ctx, event->data);
-    if (s_type_is (event, "activity.feedback"))
+    if (pb_apply_type_is (event, "activity.feedback"))
         return s_on_feedback (ctx, event->data);
-    if (s_type_is (event, "sys.tick"))
+    if (pb_apply_type_is (event, "sys.tick"))
         return s_on_tick (ctx);
-    if (s_type_is (event, "notify.nac.adopted"))
+    if (pb_apply_type_is (event, "notify.nac.adopted"))
         return s_on_adopted (ctx, event->data);
     return 0;
 }
@@ -642,8 +627,8 @@ pb_activity_apply (pb_apply_t *ctx, const pb_envelope_t *event)
 static void
 s_test_str (msgpack_packer *pk, const char *key, const char *value)
 {
-    s_pack_str (pk, key);
-    s_pack_str (pk, value);
+    pb_apply_pack_str (pk, key);
+    pb_apply_pack_str (pk, value);
 }
 
 //  A comma-separated list of codes as a msgpack array
@@ -691,13 +676,13 @@ s_test_partner (pb_worker_local_t *w, const char *country, const char *framework
     msgpack_pack_map (pk, 5);
     s_test_str (pk, "country", country);
     s_test_str (pk, "name", country);
-    s_pack_str (pk, "frameworks");
+    pb_apply_pack_str (pk, "frameworks");
     s_test_list (pk, framework);
     s_test_str (pk, "status", status);
-    s_pack_str (pk, "profile");
+    pb_apply_pack_str (pk, "profile");
     msgpack_pack_map (pk, PB_CONS_PRIORITY_AREA);
     for (int i = 0; i < PB_CONS_PRIORITY_AREA; i++) {
-        s_pack_str (pk, pb_registry_consideration_name ((pb_cons_t) i));
+        pb_apply_pack_str (pk, pb_registry_consideration_name ((pb_cons_t) i));
         if (profile & (1u << i))
             msgpack_pack_true (pk);
         else
@@ -716,9 +701,9 @@ s_test_register (pb_worker_local_t *w, const char *id, const char *area,
     s_test_str (pk, "title", "Staff training");
     s_test_str (pk, "area", area);
     s_test_str (pk, "tool", "PCM");
-    s_pack_str (pk, "partners");
+    pb_apply_pack_str (pk, "partners");
     s_test_list (pk, partners);
-    s_pack_str (pk, "review_every_days");
+    pb_apply_pack_str (pk, "review_every_days");
     msgpack_pack_int64 (pk, days);
     s_test_end (w);
 }
@@ -730,9 +715,9 @@ s_test_feedback (pb_worker_local_t *w, const char *id, int relevance)
     msgpack_pack_map (pk, 4);
     s_test_str (pk, "activity", id);
     s_test_str (pk, "from", "UKR");
-    s_pack_str (pk, "relevance");
+    pb_apply_pack_str (pk, "relevance");
     msgpack_pack_int (pk, relevance);
-    s_pack_str (pk, "effectiveness");
+    pb_apply_pack_str (pk, "effectiveness");
     msgpack_pack_int (pk, 4);
     s_test_end (w);
 }
@@ -742,7 +727,7 @@ s_test_tick (pb_worker_local_t *w, int64_t now)
 {
     msgpack_packer *pk = pb_worker_local_begin (w, "journal", "sys.tick");
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "now");
+    pb_apply_pack_str (pk, "now");
     msgpack_pack_int64 (pk, now);
     s_test_end (w);
 }
@@ -753,13 +738,13 @@ s_test_policy (pb_worker_local_t *w, double below, const int *weights)
 {
     msgpack_packer *pk = pb_worker_local_begin (w, "up", "registry.policy");
     msgpack_pack_map (pk, weights? 2: 1);
-    s_pack_str (pk, "discard_below");
+    pb_apply_pack_str (pk, "discard_below");
     msgpack_pack_double (pk, below);
     if (weights) {
-        s_pack_str (pk, "weights");
+        pb_apply_pack_str (pk, "weights");
         msgpack_pack_map (pk, PB_CONS_COUNT);
         for (int i = 0; i < PB_CONS_COUNT; i++) {
-            s_pack_str (pk, pb_registry_consideration_name ((pb_cons_t) i));
+            pb_apply_pack_str (pk, pb_registry_consideration_name ((pb_cons_t) i));
             msgpack_pack_int (pk, weights [i]);
         }
     }
@@ -775,18 +760,18 @@ s_test_adopted (pb_worker_local_t *w, const char *proposal, const char *kind,
     msgpack_packer *pk = pb_worker_local_begin (w, "nac", "notify.nac.adopted");
     msgpack_pack_map (pk, 3);
     s_test_str (pk, "proposal", proposal);
-    s_pack_str (pk, "action");
+    pb_apply_pack_str (pk, "action");
     msgpack_pack_map (pk, k2? 3: 2);
     s_test_str (pk, "kind", kind);
     const char *keys [2] = { k1, k2 }, *values [2] = { v1, v2 };
     for (int i = 0; i < 2 && keys [i]; i++) {
-        s_pack_str (pk, keys [i]);
+        pb_apply_pack_str (pk, keys [i]);
         if (values [i][0] == '[')
             s_test_list (pk, values [i] + 1);
         else
-            s_pack_str (pk, values [i]);
+            pb_apply_pack_str (pk, values [i]);
     }
-    s_pack_str (pk, "adopted_at");
+    pb_apply_pack_str (pk, "adopted_at");
     msgpack_pack_int64 (pk, 1000);
     s_test_end (w);
 }

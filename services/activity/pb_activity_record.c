@@ -22,14 +22,6 @@ static const char *const s_priority_areas [] = {
     "emerging_security_challenges", "civil_emergency_planning", NULL
 };
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
-}
-
 //  --------------------------------------------------------------------------
 //  Reading the stored map
 
@@ -115,37 +107,37 @@ pb_activity_record_store (pb_apply_t *ctx, const pb_activity_record_t *rec)
     snprintf (key, sizeof key, "act/%s", rec->id);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_map (pk, 12);
-    s_pack_str (pk, "area");
-    s_pack_str (pk, rec->area);
-    s_pack_str (pk, "tool");
-    s_pack_str (pk, rec->tool);
-    s_pack_str (pk, "review_every_days");
+    pb_apply_pack_str (pk, "area");
+    pb_apply_pack_str (pk, rec->area);
+    pb_apply_pack_str (pk, "tool");
+    pb_apply_pack_str (pk, rec->tool);
+    pb_apply_pack_str (pk, "review_every_days");
     msgpack_pack_int64 (pk, rec->review_every_days);
-    s_pack_str (pk, "open");
+    pb_apply_pack_str (pk, "open");
     if (rec->open)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
-    s_pack_str (pk, "partners");
+    pb_apply_pack_str (pk, "partners");
     msgpack_pack_array (pk, rec->partner_count);
     for (size_t i = 0; i < rec->partner_count; i++)
-        s_pack_str (pk, rec->partners [i]);
-    s_pack_str (pk, "feedbacks");
+        pb_apply_pack_str (pk, rec->partners [i]);
+    pb_apply_pack_str (pk, "feedbacks");
     msgpack_pack_uint64 (pk, rec->feedbacks);
-    s_pack_str (pk, "relevance_sum");
+    pb_apply_pack_str (pk, "relevance_sum");
     msgpack_pack_uint64 (pk, rec->relevance_sum);
-    s_pack_str (pk, "effectiveness_sum");
+    pb_apply_pack_str (pk, "effectiveness_sum");
     msgpack_pack_uint64 (pk, rec->effectiveness_sum);
-    s_pack_str (pk, "last_feedback");
+    pb_apply_pack_str (pk, "last_feedback");
     msgpack_pack_int64 (pk, rec->last_feedback);
-    s_pack_str (pk, "review_due");
+    pb_apply_pack_str (pk, "review_due");
     msgpack_pack_int64 (pk, rec->review_due);
-    s_pack_str (pk, "candidate");
+    pb_apply_pack_str (pk, "candidate");
     if (rec->candidate)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
-    s_pack_str (pk, "score");
+    pb_apply_pack_str (pk, "score");
     msgpack_pack_int64 (pk, rec->score);
     return pb_apply_put_end (ctx, key);
 }

@@ -17,21 +17,6 @@
 
 #define S_CODE_SIZE PB_CPE_CODE_SIZE
 
-static bool
-s_type_is (const pb_envelope_t *event, const char *type)
-{
-    return event->type_len == strlen (type)
-        && memcmp (event->type, type, event->type_len) == 0;
-}
-
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
-}
-
 //  Read a handover from the event's data map; false if a field is
 //  unreadable (the journal's schema makes that a bug or a hostile log)
 static bool
@@ -75,18 +60,18 @@ s_emit_assigned (pb_apply_t *ctx, const char *partner, const pb_cpe_holder_t *ho
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.cpe.assigned");
     msgpack_pack_map (pk, *previous? 5: 4);
-    s_pack_str (pk, "partner");
-    s_pack_str (pk, partner);
-    s_pack_str (pk, "ally");
-    s_pack_str (pk, holder->ally);
+    pb_apply_pack_str (pk, "partner");
+    pb_apply_pack_str (pk, partner);
+    pb_apply_pack_str (pk, "ally");
+    pb_apply_pack_str (pk, holder->ally);
     if (*previous) {
-        s_pack_str (pk, "previous");
-        s_pack_str (pk, previous);
+        pb_apply_pack_str (pk, "previous");
+        pb_apply_pack_str (pk, previous);
     }
-    s_pack_str (pk, "term_start");
-    s_pack_str (pk, holder->term_start);
-    s_pack_str (pk, "term_end");
-    s_pack_str (pk, holder->term_end);
+    pb_apply_pack_str (pk, "term_start");
+    pb_apply_pack_str (pk, holder->term_start);
+    pb_apply_pack_str (pk, "term_end");
+    pb_apply_pack_str (pk, holder->term_end);
     return pb_apply_emit_end (ctx);
 }
 
@@ -96,13 +81,13 @@ s_emit_term_expiring (pb_apply_t *ctx, const char *partner,
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.cpe.term_expiring");
     msgpack_pack_map (pk, 4);
-    s_pack_str (pk, "partner");
-    s_pack_str (pk, partner);
-    s_pack_str (pk, "ally");
-    s_pack_str (pk, holder->ally);
-    s_pack_str (pk, "term_end");
-    s_pack_str (pk, holder->term_end);
-    s_pack_str (pk, "days_left");
+    pb_apply_pack_str (pk, "partner");
+    pb_apply_pack_str (pk, partner);
+    pb_apply_pack_str (pk, "ally");
+    pb_apply_pack_str (pk, holder->ally);
+    pb_apply_pack_str (pk, "term_end");
+    pb_apply_pack_str (pk, holder->term_end);
+    pb_apply_pack_str (pk, "days_left");
     msgpack_pack_int64 (pk, days_left);
     return pb_apply_emit_end (ctx);
 }
@@ -113,12 +98,12 @@ s_emit_ended (pb_apply_t *ctx, const char *partner, const char *ally,
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.cpe.ended");
     msgpack_pack_map (pk, 3);
-    s_pack_str (pk, "partner");
-    s_pack_str (pk, partner);
-    s_pack_str (pk, "ally");
-    s_pack_str (pk, ally);
-    s_pack_str (pk, "reason");
-    s_pack_str (pk, reason);
+    pb_apply_pack_str (pk, "partner");
+    pb_apply_pack_str (pk, partner);
+    pb_apply_pack_str (pk, "ally");
+    pb_apply_pack_str (pk, ally);
+    pb_apply_pack_str (pk, "reason");
+    pb_apply_pack_str (pk, reason);
     return pb_apply_emit_end (ctx);
 }
 
@@ -133,13 +118,13 @@ s_emit_vacant (pb_apply_t *ctx, const char *partner, int64_t since)
         return rc;
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.cpe.vacant");
     msgpack_pack_map (pk, *candidate? 3: 2);
-    s_pack_str (pk, "partner");
-    s_pack_str (pk, partner);
-    s_pack_str (pk, "since");
+    pb_apply_pack_str (pk, "partner");
+    pb_apply_pack_str (pk, partner);
+    pb_apply_pack_str (pk, "since");
     msgpack_pack_int64 (pk, since > 0? since: 0);
     if (*candidate) {
-        s_pack_str (pk, "candidate");
-        s_pack_str (pk, candidate);
+        pb_apply_pack_str (pk, "candidate");
+        pb_apply_pack_str (pk, candidate);
     }
     return pb_apply_emit_end (ctx);
 }
@@ -149,10 +134,10 @@ s_emit_rejected (pb_apply_t *ctx, const char *partner, const char *reason)
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.cpe.rejected");
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, "partner");
-    s_pack_str (pk, partner);
-    s_pack_str (pk, "reason");
-    s_pack_str (pk, reason);
+    pb_apply_pack_str (pk, "partner");
+    pb_apply_pack_str (pk, partner);
+    pb_apply_pack_str (pk, "reason");
+    pb_apply_pack_str (pk, reason);
     return pb_apply_emit_end (ctx);
 }
 
@@ -511,19 +496,19 @@ pb_cpe_apply (pb_apply_t *ctx, const pb_envelope_t *event)
         rc = s_on_became_ally (ctx, &ch);
     if (rc)
         return rc;
-    if (s_type_is (event, "sys.tick"))
+    if (pb_apply_type_is (event, "sys.tick"))
         return s_on_tick (ctx);
-    if (s_type_is (event, "cpe.handover"))
+    if (pb_apply_type_is (event, "cpe.handover"))
         return s_on_handover (ctx, event);
-    if (s_type_is (event, "cpe.volunteer"))
+    if (pb_apply_type_is (event, "cpe.volunteer"))
         return s_on_volunteer (ctx, event);
-    if (s_type_is (event, "nac.proposal"))
+    if (pb_apply_type_is (event, "nac.proposal"))
         return s_on_proposal (ctx, event);
-    if (s_type_is (event, "notify.nac.adopted"))
+    if (pb_apply_type_is (event, "notify.nac.adopted"))
         return s_on_decision (ctx, event, "adopted");
-    if (s_type_is (event, "notify.nac.blocked"))
+    if (pb_apply_type_is (event, "notify.nac.blocked"))
         return s_on_decision (ctx, event, "blocked");
-    if (s_type_is (event, "notify.nac.rejected")
+    if (pb_apply_type_is (event, "notify.nac.rejected")
     &&  pb_msgpack_str_eq (pb_msgpack_get (event->data, "reason"), "invalid_action"))
         return s_on_decision (ctx, event, "invalid");
     return 0;
@@ -538,8 +523,8 @@ const pb_rules_t pb_cpe_rules = { "cpe", pb_cpe_apply };
 static void
 s_test_str (msgpack_packer *pk, const char *key, const char *value)
 {
-    s_pack_str (pk, key);
-    s_pack_str (pk, value);
+    pb_apply_pack_str (pk, key);
+    pb_apply_pack_str (pk, value);
 }
 
 static void
@@ -568,9 +553,9 @@ s_test_partner (pb_worker_local_t *w, const char *country, const char *framework
     msgpack_pack_map (pk, 4);
     s_test_str (pk, "country", country);
     s_test_str (pk, "name", country);
-    s_pack_str (pk, "frameworks");
+    pb_apply_pack_str (pk, "frameworks");
     msgpack_pack_array (pk, 1);
-    s_pack_str (pk, framework);
+    pb_apply_pack_str (pk, framework);
     s_test_str (pk, "status", status);
     s_test_end (w);
 }
@@ -580,7 +565,7 @@ s_test_policy (pb_worker_local_t *w, int64_t notice_days)
 {
     msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.policy");
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "expiry_notice_days");
+    pb_apply_pack_str (pk, "expiry_notice_days");
     msgpack_pack_int64 (pk, notice_days);
     s_test_end (w);
 }
@@ -589,7 +574,7 @@ static void
 s_test_action (msgpack_packer *pk, const char *kind, const char *f1,
                const char *v1, const char *f2, const char *v2)
 {
-    s_pack_str (pk, "action");
+    pb_apply_pack_str (pk, "action");
     msgpack_pack_map (pk, 3);
     s_test_str (pk, "kind", kind);
     s_test_str (pk, f1, v1);
@@ -621,7 +606,7 @@ s_test_adopted (pb_worker_local_t *w, const char *id, const char *partner,
         s_test_action (pk, "accession", "country", partner, "effective", ally);
     else
         s_test_action (pk, "cpe.assign", "partner", partner, "ally", ally);
-    s_pack_str (pk, "adopted_at");
+    pb_apply_pack_str (pk, "adopted_at");
     msgpack_pack_int64 (pk, 0);
     s_test_end (w);
 }
@@ -636,7 +621,7 @@ s_test_nac (pb_worker_local_t *w, const char *type, const char *id,
     if (reason)
         s_test_str (pk, "reason", reason);
     else {
-        s_pack_str (pk, "by");
+        pb_apply_pack_str (pk, "by");
         msgpack_pack_array (pk, 0);
     }
     s_test_end (w);
@@ -675,7 +660,7 @@ s_test_tick (pb_worker_local_t *w, const char *date, int64_t plus_ms)
     assert (rc == 0);
     msgpack_packer *pk = pb_worker_local_begin (w, "journal", "sys.tick");
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "now");
+    pb_apply_pack_str (pk, "now");
     msgpack_pack_int64 (pk, pb_cpe_date_ms (days) + plus_ms);
     s_test_end (w);
 }

@@ -10,18 +10,10 @@
 #define S_KEY_SIZE 160                  //  prefix + two codes + a seq
 
 static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
-}
-
-static void
 s_pack_str_or_nil (msgpack_packer *pk, const char *text)
 {
     if (*text)
-        s_pack_str (pk, text);
+        pb_apply_pack_str (pk, text);
     else
         msgpack_pack_nil (pk);
 }
@@ -140,10 +132,10 @@ pb_cpe_state_holder_put (pb_apply_t *ctx, const char *partner,
     snprintf (key, sizeof key, "holder/%s", partner);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 6);
-    s_pack_str (pk, holder->ally);
-    s_pack_str (pk, holder->decision);
-    s_pack_str (pk, holder->term_start);
-    s_pack_str (pk, holder->term_end);
+    pb_apply_pack_str (pk, holder->ally);
+    pb_apply_pack_str (pk, holder->decision);
+    pb_apply_pack_str (pk, holder->term_start);
+    pb_apply_pack_str (pk, holder->term_end);
     msgpack_pack_int64 (pk, holder->end_ms);
     s_pack_bool (pk, holder->noticed);
     return pb_apply_put_end (ctx, key);
@@ -202,7 +194,7 @@ pb_cpe_state_proposal_put (pb_apply_t *ctx, const char *id,
     msgpack_pack_uint64 (pk, proposal->seq);
     s_pack_str_or_nil (pk, proposal->is_assign? proposal->partner: "");
     s_pack_str_or_nil (pk, proposal->is_assign? proposal->ally: "");
-    s_pack_str (pk, proposal->state);
+    pb_apply_pack_str (pk, proposal->state);
     s_pack_bool (pk, proposal->used);
     return pb_apply_put_end (ctx, key);
 }
@@ -238,9 +230,9 @@ pb_cpe_state_queue_put (pb_apply_t *ctx, uint64_t seq, const pb_cpe_handover_t *
     snprintf (key, sizeof key, "queue/%s/%016" PRIx64, h->partner, seq);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 4);
-    s_pack_str (pk, h->to);
-    s_pack_str (pk, h->decision);
-    s_pack_str (pk, h->effective);
+    pb_apply_pack_str (pk, h->to);
+    pb_apply_pack_str (pk, h->decision);
+    pb_apply_pack_str (pk, h->effective);
     s_pack_str_or_nil (pk, h->from);
     return pb_apply_put_end (ctx, key);
 }
@@ -308,13 +300,13 @@ pb_cpe_state_volunteer_add (pb_apply_t *ctx, const char *partner,
         return 0;                       //  Already standing: keeps its rank
     snprintf (rank, sizeof rank, "%016" PRIx64, seq);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
-    s_pack_str (pk, rank);
+    pb_apply_pack_str (pk, rank);
     int rc = pb_apply_put_end (ctx, key);
     if (rc)
         return rc;
     snprintf (key, sizeof key, "volunteer/%s/%s", partner, rank);
     pk = pb_apply_put_begin (ctx);
-    s_pack_str (pk, ally);
+    pb_apply_pack_str (pk, ally);
     return pb_apply_put_end (ctx, key);
 }
 
@@ -441,7 +433,7 @@ pb_cpe_state_test (bool verbose)
     assert (rc == 0);
     msgpack_packer *pk = pb_worker_local_begin (w, "journal", "sys.tick");
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "now");
+    pb_apply_pack_str (pk, "now");
     msgpack_pack_int64 (pk, 1000);
     rc = pb_worker_local_end (w);
     assert (rc == 0);

@@ -26,20 +26,6 @@ typedef struct {
     const msgpack_object *action;       //  (borrowed until end of event)
 } s_proposal_t;
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    msgpack_pack_str (pk, strlen (text));
-    msgpack_pack_str_body (pk, text, strlen (text));
-}
-
-static bool
-s_type_is (const pb_envelope_t *event, const char *type)
-{
-    return event->type_len == strlen (type)
-        && memcmp (event->type, type, event->type_len) == 0;
-}
-
 //  --------------------------------------------------------------------------
 //  Stored proposals
 
@@ -71,8 +57,8 @@ s_proposal_store (pb_apply_t *ctx, const char *id, const s_proposal_t *p)
     snprintf (key, sizeof key, "proposal/%s", id);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 4);
-    s_pack_str (pk, p->status);
-    s_pack_str (pk, p->procedure);
+    pb_apply_pack_str (pk, p->status);
+    pb_apply_pack_str (pk, p->procedure);
     if (p->has_deadline)
         msgpack_pack_uint64 (pk, (uint64_t) p->deadline);
     else
@@ -92,10 +78,10 @@ s_reject (pb_apply_t *ctx, const char *proposal, const char *reason)
 {
     msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.nac.rejected");
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, "proposal");
-    s_pack_str (pk, proposal);
-    s_pack_str (pk, "reason");
-    s_pack_str (pk, reason);
+    pb_apply_pack_str (pk, "proposal");
+    pb_apply_pack_str (pk, proposal);
+    pb_apply_pack_str (pk, "reason");
+    pb_apply_pack_str (pk, reason);
     return pb_apply_emit_end (ctx);
 }
 
@@ -180,11 +166,11 @@ s_adopt (pb_apply_t *ctx, const char *id, s_proposal_t *p)
     if (rc == 0) {
         msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.nac.adopted");
         msgpack_pack_map (pk, 3);
-        s_pack_str (pk, "proposal");
-        s_pack_str (pk, id);
-        s_pack_str (pk, "action");
+        pb_apply_pack_str (pk, "proposal");
+        pb_apply_pack_str (pk, id);
+        pb_apply_pack_str (pk, "action");
         msgpack_pack_object (pk, *p->action);
-        s_pack_str (pk, "adopted_at");
+        pb_apply_pack_str (pk, "adopted_at");
         msgpack_pack_int64 (pk, pb_apply_now (ctx));
         rc = pb_apply_emit_end (ctx);
     }
@@ -305,10 +291,10 @@ s_on_position (pb_apply_t *ctx, const msgpack_object *data)
     if (rc == 0) {
         msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.nac.silence_broken");
         msgpack_pack_map (pk, 2);
-        s_pack_str (pk, "proposal");
-        s_pack_str (pk, id);
-        s_pack_str (pk, "by");
-        s_pack_str (pk, ally);
+        pb_apply_pack_str (pk, "proposal");
+        pb_apply_pack_str (pk, id);
+        pb_apply_pack_str (pk, "by");
+        pb_apply_pack_str (pk, ally);
         rc = pb_apply_emit_end (ctx);
     }
     return rc;
@@ -345,9 +331,9 @@ s_on_meeting (pb_apply_t *ctx, const msgpack_object *data)
     if (rc == 0) {
         msgpack_packer *pk = pb_apply_emit_begin (ctx, "notify.nac.blocked");
         msgpack_pack_map (pk, 2);
-        s_pack_str (pk, "proposal");
-        s_pack_str (pk, id);
-        s_pack_str (pk, "by");
+        pb_apply_pack_str (pk, "proposal");
+        pb_apply_pack_str (pk, id);
+        pb_apply_pack_str (pk, "by");
         msgpack_pack_array (pk, o.count);
         for (size_t i = 0; i < o.count; i++) {
             msgpack_pack_str (pk, 3);
@@ -429,15 +415,15 @@ pb_nac_apply (pb_apply_t *ctx, const pb_envelope_t *event)
     int rc = pb_registry_apply (ctx, event, &change);
     if (rc || change.kind != PB_REGISTRY_NONE)
         return rc;
-    if (s_type_is (event, "nac.proposal"))
+    if (pb_apply_type_is (event, "nac.proposal"))
         return s_on_proposal (ctx, event->data);
-    if (s_type_is (event, "nac.position"))
+    if (pb_apply_type_is (event, "nac.position"))
         return s_on_position (ctx, event->data);
-    if (s_type_is (event, "nac.meeting"))
+    if (pb_apply_type_is (event, "nac.meeting"))
         return s_on_meeting (ctx, event->data);
-    if (s_type_is (event, "sys.tick"))
+    if (pb_apply_type_is (event, "sys.tick"))
         return s_on_tick (ctx);
-    if (s_type_is (event, "activity.registered"))
+    if (pb_apply_type_is (event, "activity.registered"))
         return s_on_activity_registered (ctx, event->data);
     return 0;
 }
@@ -449,8 +435,8 @@ pb_nac_apply (pb_apply_t *ctx, const pb_envelope_t *event)
 static void
 s_test_str (msgpack_packer *pk, const char *key, const char *value)
 {
-    s_pack_str (pk, key);
-    s_pack_str (pk, value);
+    pb_apply_pack_str (pk, key);
+    pb_apply_pack_str (pk, value);
 }
 
 static void
@@ -472,9 +458,9 @@ s_test_partner (pb_worker_local_t *w, const char *country, const char *framework
     msgpack_pack_map (pk, 4);
     s_test_str (pk, "country", country);
     s_test_str (pk, "name", country);
-    s_pack_str (pk, "frameworks");
+    pb_apply_pack_str (pk, "frameworks");
     msgpack_pack_array (pk, 1);
-    s_pack_str (pk, framework);
+    pb_apply_pack_str (pk, framework);
     s_test_str (pk, "status", status);
     assert (pb_worker_local_end (w) == 0);
 }
@@ -488,14 +474,14 @@ s_test_proposal (pb_worker_local_t *w, const char *id, const char *kind,
     msgpack_packer *pk = pb_worker_local_begin (w, "up", "nac.proposal");
     msgpack_pack_map (pk, deadline? 4: 3);
     s_test_str (pk, "proposal", id);
-    s_pack_str (pk, "action");
+    pb_apply_pack_str (pk, "action");
     msgpack_pack_map (pk, 3);
     s_test_str (pk, "kind", kind);
     s_test_str (pk, k1, v1);
     s_test_str (pk, k2, v2);
     s_test_str (pk, "procedure", deadline? "silence": "meeting");
     if (deadline) {
-        s_pack_str (pk, "deadline");
+        pb_apply_pack_str (pk, "deadline");
         msgpack_pack_int64 (pk, deadline);
     }
     assert (pb_worker_local_end (w) == 0);
@@ -528,7 +514,7 @@ s_test_tick (pb_worker_local_t *w, int64_t now)
 {
     msgpack_packer *pk = pb_worker_local_begin (w, "journal", "sys.tick");
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "now");
+    pb_apply_pack_str (pk, "now");
     msgpack_pack_int64 (pk, now);
     assert (pb_worker_local_end (w) == 0);
 }
@@ -649,12 +635,12 @@ pb_nac_test (bool verbose)
     msgpack_packer *pk = pb_worker_local_begin (w, "nac", "notify.nac.adopted");
     msgpack_pack_map (pk, 3);
     s_test_str (pk, "proposal", "p5");
-    s_pack_str (pk, "action");
+    pb_apply_pack_str (pk, "action");
     msgpack_pack_map (pk, 3);
     s_test_str (pk, "kind", "accession");
     s_test_str (pk, "country", "FIN");
     s_test_str (pk, "effective", "2023-04-04");
-    s_pack_str (pk, "adopted_at");
+    pb_apply_pack_str (pk, "adopted_at");
     msgpack_pack_int64 (pk, 3000);
     assert (pb_worker_local_end (w) == 0);
     s_test_proposal (w, "p8", "programme.open", "partner", "FIN", "programme", "IPAP", 0);
@@ -673,7 +659,7 @@ pb_nac_test (bool verbose)
     s_test_str (pk, "title", "t");
     s_test_str (pk, "area", "other");
     s_test_str (pk, "tool", "PCM");
-    s_pack_str (pk, "partners");
+    pb_apply_pack_str (pk, "partners");
     msgpack_pack_array (pk, 0);
     assert (pb_worker_local_end (w) == 0);
     s_test_proposal (w, "a2", "activity.discard", "activity", "act1", "x", "y", 0);
@@ -686,7 +672,7 @@ pb_nac_test (bool verbose)
     pk = pb_worker_local_begin (w, "up", "nac.proposal");
     msgpack_pack_map (pk, 3);
     s_test_str (pk, "proposal", "q1");
-    s_pack_str (pk, "action");
+    pb_apply_pack_str (pk, "action");
     msgpack_pack_map (pk, 0);
     s_test_str (pk, "procedure", "silence");
     assert (pb_worker_local_end (w) == 0);
