@@ -610,8 +610,10 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
     if (rc)
         return 2;
     cfg.rules = rules;
-    if (*cfg.dump)
+    if (*cfg.dump) {
+        zsys_set_logstream (stderr);    //  stdout carries the dump alone
         return pb_worker_dump (cfg.dump, stdout)? 1: 0;
+    }
     char ident [80];
     snprintf (ident, sizeof ident, "pb-%s", n);
     zsys_set_logident (ident);

@@ -237,7 +237,7 @@ class Scenario:
         if self.ready and days:
             if self.rng.random() < 0.2 * days:
                 self.ev_registry_upsert()
-            if self.rng.random() < 0.01 * days:
+            if self.rng.random() < 0.004 * days:
                 self.ev_policy()
 
     def later(self, steps, fn):
@@ -402,9 +402,9 @@ class Scenario:
                 "tool": self.rng.choice(TOOLS),
                 "partners": sorted(set(partners))}
         r = self.rng.random()
-        if r < 0.08:
-            data["review_every_days"] = self.rng.choice([30, 60, 90])
-        elif r < 0.18:
+        if r < 0.03:
+            data["review_every_days"] = self.rng.choice([90, 180])
+        elif r < 0.13:
             data["review_every_days"] = 730
         self.emit("activity.registered", data)
         self.activities[aid] = {"open": True,
