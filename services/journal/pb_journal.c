@@ -5,7 +5,8 @@
       1. drain what is already queued on ingest (never wait), up to
          batch_max messages, into the preallocated entry array;
       2. admit each one: frames, decode, authorization, data schema
-         (PROTOCOL.md's NAK table, first row wins);
+         (PROTOCOL.md's NAK table, first row wins; the schema is checked
+         on the committer, just before step 3);
       3. ONE write transaction: idempotency lookup, append, index; then
          ONE commit with LMDB's full sync (pb_log_commit);
       4. only then answer every message, in arrival order (a NAK never
@@ -14,6 +15,16 @@
     A crash before 3 completes loses only unanswered messages (producers
     resend); a crash after it loses nothing, since resends are answered
     from the index with the original seq.
+
+    Step 3 runs on a second thread, the committer (s_committer), so that
+    the actor receives and admits batch N+1 while batch N is written and
+    synced: the sync no longer stalls decoding. The actor hands a whole
+    batch, and with it the log, over an inproc pipe (s_dispatch) and takes
+    both back with the commit's result (pb_journal_settle) before it
+    answers that batch or touches the log again; one batch at a time is in
+    flight, so batches are answered in dispatch order. The two threads
+    never use the same entries or the log at once, and share no other
+    mutable state.
 
     This file: lifecycle, ingest and the batch path. pb_journal_replay.c:
     replay and control. pb_journal_timers.c: ticks, heartbeat, reader
@@ -116,13 +127,10 @@ s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
         s_find_id (self, entry);
     if (entry->nak == PB_NAK_NONE && entry->origin == PB_JOURNAL_FROM_INGEST)
         entry->nak = s_authorize (self, entry->envelope, entry->error);
+    //  bad_data, the table's last row before the log, is checked on the
+    //  committer (s_txn_run): provisional until then
     if (entry->nak == PB_NAK_NONE)
-        entry->nak = pb_envelope_validate_data (entry->envelope, entry->error,
-                                                PB_JOURNAL_ERROR_MAX);
-    if (entry->nak == PB_NAK_NONE) {
-        pb_log_digest (entry->envelope->bytes, entry->envelope->size, entry->digest);
-        entry->result = PB_JOURNAL_APPENDED;     //  Provisional: the txn decides
-    }
+        entry->result = PB_JOURNAL_APPENDED;
 }
 
 //  --------------------------------------------------------------------------
@@ -195,9 +203,24 @@ s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
 static int
 s_txn_run (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
 {
+    //  The data schema and the digests here, on the committer, which
+    //  otherwise mostly waits for the disk, rather than on the actor that
+    //  decodes the next batch meanwhile. Either way before the transaction,
+    //  and a bad_data entry is answered in its place like any refusal.
     bool any = false;
-    for (size_t i = 0; i < count; i++)
-        any |= entries [i].result != PB_JOURNAL_REFUSED;
+    for (size_t i = 0; i < count; i++) {
+        pb_journal_entry_t *entry = &entries [i];
+        if (entry->result == PB_JOURNAL_REFUSED)
+            continue;
+        entry->nak = pb_envelope_validate_data (entry->envelope, entry->error,
+                                                PB_JOURNAL_ERROR_MAX);
+        if (entry->nak != PB_NAK_NONE) {
+            entry->result = PB_JOURNAL_REFUSED;
+            continue;
+        }
+        pb_log_digest (entry->envelope->bytes, entry->envelope->size, entry->digest);
+        any = true;
+    }
     if (!any)
         return 0;                       //  Nothing to write, nothing to sync
     int rc;

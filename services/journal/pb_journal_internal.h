@@ -3,7 +3,9 @@
 
     Not a public header: only pb_journal.c (lifecycle, ingest, commit,
     fanout, ticks) and pb_journal_replay.c (replay and control) include it.
-    Everything here is owned by the actor's thread.
+    Everything here is owned by the actor's thread, except that while
+    'in_flight' the committer thread holds the log and the 'flight' batch
+    (and sets 'map_at_max'): see pb_journal.c.
     =========================================================================
 */
 #ifndef PB_JOURNAL_INTERNAL_H_INCLUDED

@@ -16,7 +16,8 @@
     call, so a reader never holds a snapshot between calls and never blocks
     the writer.
 
-    Owned by one thread (the journal actor).
+    Used by one thread at a time: the journal actor, or its committer
+    while that holds a batch (the log is handed over by message).
     =========================================================================
 */
 #ifndef PB_LOG_H_INCLUDED
