@@ -51,8 +51,8 @@ for worker in nac cpe activity; do
     [ -x "$bin" ] && supervise "$worker" "$bin" --data-dir "$DATA/$worker"
 done
 sleep 1
-if [ ! -f "$DATA/.registry-loaded" ] && [ -f deploy/load-registry.py ]; then
-    /usr/bin/python3 deploy/load-registry.py deploy/registry.jsonl >/dev/null \
+if [ ! -f "$DATA/.registry-loaded" ]; then
+    "$BUILD/services/ctl/pbctl" publish deploy/registry.jsonl >/dev/null \
         && touch "$DATA/.registry-loaded" \
         && echo "run: reference data loaded"
 fi
