@@ -17,6 +17,7 @@
 #include "pb_wire.h"
 
 #define S_BACKOFF_MAX 5000              //  msecs between resends, at most
+#define S_ACK_DELAY   20                //  msecs an ACKed key waits for a batch
 
 typedef struct {
     zsock_t *pipe;                      //  actor pipe (borrowed)
@@ -41,6 +42,7 @@ typedef struct {
     int64_t resend_at;                  //  no sending before (mono ms)
     int64_t backoff;                    //  next 'unavailable' pause, msecs
     zchunk_t *acked;                    //  ACKed outbox keys to delete
+    int64_t ack_at;                     //  delete held ACKed keys by (mono ms)
     bool verbose;                       //  debug per message
     int exit_status;                    //  what the actor reports at the end
 } s_worker_t;
@@ -216,7 +218,13 @@ s_on_replay (s_worker_t *self)
             rc = s_batch_take (self, NULL, 0, zframe_data (f), zframe_size (f));
             gap = rc == 1;
         }
-        if (rc >= 0)
+        //  One transaction (one sync) may span several EVENTS messages:
+        //  while the next one is already queued and the batch has room,
+        //  the commit waits for it (s_batch_take commits a full batch)
+        bool more = rc == 0 && !gap
+                 && self->batch_size < (size_t) self->cfg->batch_max
+                 && (zsock_events (self->replay) & ZMQ_POLLIN);
+        if (rc >= 0 && !more)
             rc = s_batch_flush (self);
         if (rc == 0 && gap)
             s_replay_start (self);      //  Not ours: ask again from here
@@ -230,8 +238,10 @@ s_on_replay (s_worker_t *self)
     if (command == PB_WIRE_END) {
         pb_wire_end_t end;
         zframe_t *body = zmsg_next (msg);
+        //  Events held for the next EVENTS are committed first
         if (body && pb_wire_end_decode (zframe_data (body), zframe_size (body),
-                                        &end, NULL, 0) == 0) {
+                                        &end, NULL, 0) == 0
+        &&  (rc = s_batch_flush (self)) == 0) {
             self->replaying = false;
             s_sub_poll (self, true);
             if (end.head < pb_worker_store_applied_seq (self->store))
@@ -323,14 +333,22 @@ s_outbox_pump (s_worker_t *self)
     return rc;
 }
 
-//  Send the whole outbox again: after a silence, or 'unavailable'
-static void
+//  Send the whole outbox again: after a silence, or 'unavailable'. The
+//  ACKed keys are deleted first, so that only unanswered ones go again.
+static int
 s_outbox_rewind (s_worker_t *self, int64_t delay)
 {
+    int rc = 0;
+    if (zchunk_size (self->acked) || pb_worker_store_outbox_acks_held (self->store)) {
+        rc = pb_worker_store_outbox_ack (self->store, zchunk_data (self->acked),
+                                         zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
+        zchunk_set (self->acked, NULL, 0);
+    }
     self->sent_any = false;
     self->inflight = 0;
     self->resend_at = zclock_mono () + delay;
     self->progress_at = self->resend_at;
+    return rc;
 }
 
 static int
@@ -365,7 +383,7 @@ s_on_ingest (s_worker_t *self)
             if (nak.code == PB_NAK_UNAVAILABLE) {
                 zsys_warning ("pb_worker: journal unavailable, resend in %" PRId64 " ms",
                               self->backoff);
-                s_outbox_rewind (self, self->backoff);
+                rc = s_outbox_rewind (self, self->backoff);
                 self->backoff = self->backoff * 2 > S_BACKOFF_MAX
                               ? S_BACKOFF_MAX: self->backoff * 2;
             }
@@ -375,7 +393,7 @@ s_on_ingest (s_worker_t *self)
                 //  so send them all again, slowly, and say so
                 zsys_warning ("pb_worker: refusal without a known id code=%s",
                               pb_nak_code (nak.code));
-                s_outbox_rewind (self, S_BACKOFF_MAX);
+                rc = s_outbox_rewind (self, S_BACKOFF_MAX);
             }
             else {
                 char reason [512];
@@ -385,14 +403,20 @@ s_on_ingest (s_worker_t *self)
                               nak.id, pb_nak_code (nak.code));
                 rc = pb_worker_store_outbox_refuse (self->store, key, nak.id, reason);
                 //  Its quarantine notice may sort before what was sent
-                s_outbox_rewind (self, 0);
+                if (rc == 0)
+                    rc = s_outbox_rewind (self, 0);
             }
         }
         zmsg_destroy (&msg);
     }
+    //  The deletions ride on the next batch's commit (one sync, not two,
+    //  and an event that comes meanwhile does not wait behind a sync);
+    //  the timers commit them alone if no batch comes soon
     if (rc == 0 && zchunk_size (self->acked)) {
-        rc = pb_worker_store_outbox_ack (self->store, zchunk_data (self->acked),
-                                         zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
+        if (!pb_worker_store_outbox_acks_held (self->store))
+            self->ack_at = zclock_mono () + S_ACK_DELAY;
+        pb_worker_store_outbox_ack_later (self->store, zchunk_data (self->acked),
+                                          zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
         zchunk_set (self->acked, NULL, 0);
     }
     if (rc == 0)
@@ -497,6 +521,8 @@ s_timeout (s_worker_t *self)
         wake = self->resend_at;
     if (self->inflight && self->progress_at + self->cfg->resend_ms < wake)
         wake = self->progress_at + self->cfg->resend_ms;
+    if (pb_worker_store_outbox_acks_held (self->store) && self->ack_at < wake)
+        wake = self->ack_at;
     return wake > now? (long) (wake - now): 0;
 }
 
@@ -506,10 +532,20 @@ static int
 s_on_timers (s_worker_t *self)
 {
     int64_t now = zclock_mono ();
-    if (self->replaying && now - self->replay_heard >= self->cfg->replay_timeout_ms)
+    if (self->replaying && now - self->replay_heard >= self->cfg->replay_timeout_ms) {
+        if (s_batch_flush (self))
+            return -1;                  //  Events of a batch held for more
         s_replay_start (self);
+    }
+    int rc = 0;
     if (self->inflight && now - self->progress_at >= self->cfg->resend_ms)
-        s_outbox_rewind (self, 0);
+        rc = s_outbox_rewind (self, 0);
+    if (rc == 0 && pb_worker_store_outbox_acks_held (self->store) && now >= self->ack_at)
+        rc = pb_worker_store_outbox_ack (self->store, NULL, 0);
+    if (rc) {
+        self->exit_status = rc;
+        return -1;
+    }
     if (!self->inflight && now >= self->resend_at)
         return s_outbox_pump (self);
     return 0;
@@ -551,6 +587,8 @@ pb_worker_actor (zsock_t *pipe, void *args)
         if (rc == 0)
             rc = s_on_timers (self) ? -1: 0;
     }
+    if (self->exit_status == 0 && pb_worker_store_outbox_acks_held (self->store))
+        pb_worker_store_outbox_ack (self->store, NULL, 0);
     int status = self->exit_status;
     zsys_notice ("pb_worker: %s stopping applied_seq=%" PRIu64 " status=%d",
                  self->name, pb_worker_store_applied_seq (self->store), status);
@@ -586,7 +624,7 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
           offsetof (pb_worker_cfg_t, replay), "journal replay endpoint" },
         { paths [4], PB_CONFIG_INT, "64M", 1 << 20, INT64_C (1) << 40,
           offsetof (pb_worker_cfg_t, map_size), "initial LMDB map size (grows)" },
-        { paths [5], PB_CONFIG_INT, "500", 1, 100000,
+        { paths [5], PB_CONFIG_INT, "4000", 1, 100000,
           offsetof (pb_worker_cfg_t, batch_max), "events per write transaction" },
         { paths [6], PB_CONFIG_INT, "4", 1, 1000,
           offsetof (pb_worker_cfg_t, credit), "replay batches in flight" },
@@ -842,6 +880,14 @@ s_test_expect_note (zsock_t *ingest, zframe_t **peer_p, const char *want_id,
     free (id);
 }
 
+static int
+s_test_count_fn (const uint8_t *key, const char *type, const void *env,
+                 size_t size, void *arg)
+{
+    (*(int *) arg)++;
+    return 0;
+}
+
 void
 pb_worker_test (bool verbose)
 {
@@ -915,6 +961,20 @@ pb_worker_test (bool verbose)
     s_test_publish (fanout, "ops.redrive", s_test_redrive (10, 4));
     zclock_sleep (100);
     zactor_destroy (&actor);
+
+    //  Every notification was ACKed: the ACKed keys held for a later
+    //  commit were deleted (by a batch, the timer, or the clean stop)
+    pb_worker_store_t *store = NULL;
+    assert (pb_worker_store_open (dir, 1 << 20, &rules, &store) == 0);
+    int entries = 0;
+    assert (pb_worker_store_outbox_scan (store, NULL, s_test_count_fn, &entries) == 0);
+    assert (entries == 0);
+    uint8_t held [2 * PB_WORKER_KEY_SIZE] = { 0 };
+    pb_worker_store_outbox_ack_later (store, held, 2);
+    assert (pb_worker_store_outbox_acks_held (store) == 2);
+    assert (pb_worker_store_outbox_ack (store, NULL, 0) == 0);
+    assert (pb_worker_store_outbox_acks_held (store) == 0);
+    pb_worker_store_destroy (&store);
 
     //  The canonical dump: applied_seq 6, five countries, two quarantines
     char *text = NULL;

@@ -28,6 +28,7 @@ struct _pb_worker_store_t {
     const pb_rules_t *rules;            //  (borrowed, static)
     uint64_t applied_seq;               //  as committed
     int64_t now;                        //  log time, as committed
+    zchunk_t *acked;                    //  ACKed outbox keys to delete (owned)
 };
 
 struct _pb_apply_t {
@@ -123,6 +124,7 @@ pb_worker_store_open (const char *dir, size_t map_size,
     pb_worker_store_t *self = (pb_worker_store_t *) zmalloc (sizeof *self);
     self->rules = rules;
     self->map_size = map_size;
+    self->acked = zchunk_new (NULL, 0);
     MDB_txn *txn = NULL;
     int rc = 0;
     if (zsys_dir_create ("%s", dir)) {
@@ -189,6 +191,7 @@ pb_worker_store_destroy (pb_worker_store_t **self_p)
     if (self) {
         if (self->env)
             mdb_env_close (self->env);
+        zchunk_destroy (&self->acked);
         free (self);
         *self_p = NULL;
     }
@@ -658,6 +661,22 @@ s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
     return rc == PB_WORKER_POISON? s_mark_poisoned (event, reason): rc;
 }
 
+//  Delete ACKed outbox keys in 'txn'; a key already gone was ACKed twice
+//  (a resend)
+static int
+s_outbox_del (pb_worker_store_t *self, MDB_txn *txn, const uint8_t *keys,
+              size_t count)
+{
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        MDB_val k = { PB_WORKER_KEY_SIZE, (void *) (keys + i * PB_WORKER_KEY_SIZE) };
+        rc = s_translate (mdb_del (txn, self->outbox, &k, NULL), "outbox del");
+        if (rc == PB_ENOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
 static int
 s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
 {
@@ -681,6 +700,9 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
         mdb_txn_abort (txn);
         return 0;                       //  Nothing new
     }
+    if (rc == 0)
+        rc = s_outbox_del (self, txn, zchunk_data (self->acked),
+                           zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
     uint8_t bytes [8];
     if (rc == 0) {
         s_put_be64 (bytes, applied);
@@ -702,6 +724,7 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
     if (rc == 0) {
         self->applied_seq = applied;
         self->now = now;
+        zchunk_set (self->acked, NULL, 0);
         PB_CRASH_POINT ("worker_after_commit");
     }
     return rc;
@@ -803,15 +826,16 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
     for (int attempt = 0; attempt < S_RETRIES; attempt++) {
         MDB_txn *txn = NULL;
         rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "ack txn");
-        for (size_t i = 0; i < count && rc == 0; i++) {
-            MDB_val k = { PB_WORKER_KEY_SIZE, (void *) (keys + i * PB_WORKER_KEY_SIZE) };
-            rc = s_translate (mdb_del (txn, self->outbox, &k, NULL), "outbox del");
-            if (rc == PB_ENOTFOUND)
-                rc = 0;                 //  ACKed twice (a resend)
-        }
+        if (rc == 0)
+            rc = s_outbox_del (self, txn, keys, count);
+        if (rc == 0)
+            rc = s_outbox_del (self, txn, zchunk_data (self->acked),
+                               zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
         if (rc == 0) {
             rc = s_translate (mdb_txn_commit (txn), "ack commit");
             txn = NULL;
+            if (rc == 0)
+                zchunk_set (self->acked, NULL, 0);
         }
         if (txn)
             mdb_txn_abort (txn);
@@ -821,6 +845,21 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
             self->map_size *= 2;
     }
     return rc;
+}
+
+void
+pb_worker_store_outbox_ack_later (pb_worker_store_t *self, const uint8_t *keys,
+                                  size_t count)
+{
+    assert (self && (keys || count == 0));
+    zchunk_extend (self->acked, keys, count * PB_WORKER_KEY_SIZE);
+}
+
+size_t
+pb_worker_store_outbox_acks_held (pb_worker_store_t *self)
+{
+    assert (self);
+    return zchunk_size (self->acked) / PB_WORKER_KEY_SIZE;
 }
 
 int

@@ -62,10 +62,25 @@ int
     pb_worker_store_outbox_scan (pb_worker_store_t *self, const uint8_t *after,
                                  pb_worker_outbox_fn *fn, void *arg);
 
-//  Delete 'count' ACKed outbox keys (PB_WORKER_KEY_SIZE bytes each, packed)
+//  Delete 'count' ACKed outbox keys (PB_WORKER_KEY_SIZE bytes each,
+//  packed), and those held by pb_worker_store_outbox_ack_later, in one
+//  transaction
 int
     pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
                                 size_t count);
+
+//  Hold 'count' ACKed outbox keys for deletion by the next committed
+//  batch (pb_worker_store_apply) or pb_worker_store_outbox_ack: one sync
+//  instead of two. Until then a resend of the outbox sends them again,
+//  and the journal answers a duplicate with its first seq; a crash only
+//  loses the deletion (the notifications are sent again).
+void
+    pb_worker_store_outbox_ack_later (pb_worker_store_t *self,
+                                      const uint8_t *keys, size_t count);
+
+//  How many ACKed keys are held for deletion
+size_t
+    pb_worker_store_outbox_acks_held (pb_worker_store_t *self);
 
 //  The journal refused the notification at 'key' ('id'): record it in the
 //  quarantine db under "nak/<id>", drop it from the outbox and emit

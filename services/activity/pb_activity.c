@@ -188,6 +188,9 @@ s_rescore (pb_apply_t *ctx, zlist_t *ids)
 {
     pb_registry_policy_t policy;
     pb_registry_policy (ctx, &policy);
+    //  The loop writes no registry record: each partner is read once
+    pb_activity_partners_t cache;
+    memset (&cache, 0, sizeof cache);
     int rc = 0;
     for (const char *id = (const char *) zlist_first (ids); id && rc == 0;
          id = (const char *) zlist_next (ids)) {
@@ -200,7 +203,7 @@ s_rescore (pb_apply_t *ctx, zlist_t *ids)
         }
         if (rc || !rec.open)
             continue;
-        rc = pb_activity_record_score (ctx, &rec, &policy, &score);
+        rc = pb_activity_record_score (ctx, &rec, &policy, &cache, &score);
         if (rc || score.score == rec.score)
             continue;
         rec.score = score.score;
@@ -304,7 +307,7 @@ s_on_registered (pb_apply_t *ctx, const msgpack_object *data)
     pb_registry_policy (ctx, &policy);
     pb_activity_score_t score;
     if (rc == 0)
-        rc = pb_activity_record_score (ctx, &rec, &policy, &score);
+        rc = pb_activity_record_score (ctx, &rec, &policy, NULL, &score);
     if (rc == 0) {
         rec.score = score.score;
         rc = pb_activity_record_store (ctx, &rec);
@@ -426,7 +429,7 @@ s_adopted_open (pb_apply_t *ctx, const msgpack_object *action)
     pb_registry_policy (ctx, &policy);
     pb_activity_score_t score;
     if (rc == 0)
-        rc = pb_activity_record_score (ctx, &rec, &policy, &score);
+        rc = pb_activity_record_score (ctx, &rec, &policy, NULL, &score);
     bool rescored = rc == 0 && score.score != rec.score;
     if (rescored)
         rec.score = score.score;

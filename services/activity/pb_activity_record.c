@@ -73,10 +73,10 @@ pb_activity_record_load (pb_apply_t *ctx, const char *id,
     assert (ctx && id && rec);
     char key [S_KEY_MAX];
     snprintf (key, sizeof key, "act/%s", id);
-    size_t size = 0;
-    if (!pb_apply_get (ctx, key, &size))
-        return PB_ENOTFOUND;            //  (a store failure is kept by ctx)
+    //  One lookup: the probe for absence runs only when the load failed
     const msgpack_object *map = pb_apply_load (ctx, key);
+    if (!map && !pb_apply_get (ctx, key, NULL))
+        return PB_ENOTFOUND;            //  (a store failure is kept by ctx)
     memset (rec, 0, sizeof *rec);
     snprintf (rec->id, sizeof rec->id, "%s", id);
     if (!map || map->type != MSGPACK_OBJECT_MAP
@@ -252,24 +252,48 @@ pb_activity_record_formula (const int64_t counts [PB_CONS_COUNT], int64_t n,
 //  and not Allies. Suspension does not matter here: EVENTS.md excludes
 //  only DIALOGUE countries and Allies from the average.
 
+//  Whether the partner counts, and its profile bits: from 'cache' (may be
+//  NULL) or the registry (remembered while the cache has room)
+static bool
+s_partner_counted (pb_apply_t *ctx, const char *country,
+                   pb_activity_partners_t *cache, unsigned *profile)
+{
+    for (size_t i = 0; cache && i < cache->count; i++)
+        if (memcmp (cache->entry [i].country, country, 4) == 0) {
+            *profile = cache->entry [i].profile;
+            return cache->entry [i].counted;
+        }
+    pb_registry_partner_t partner;
+    //  (partner.is_ally is read in this transaction by pb_registry_partner)
+    bool counted = pb_registry_partner (ctx, country, &partner) == 0
+                && !(partner.frameworks & PB_FW (PB_FW_DIALOGUE))
+                && !partner.is_ally;
+    *profile = counted && partner.has_profile? partner.profile: 0;
+    if (cache && cache->count < PB_ACTIVITY_CACHE_MAX && strlen (country) == 3) {
+        memcpy (cache->entry [cache->count].country, country, 4);
+        cache->entry [cache->count].counted = counted;
+        cache->entry [cache->count].profile = *profile;
+        cache->count++;
+    }
+    return counted;
+}
+
 int
 pb_activity_record_score (pb_apply_t *ctx, const pb_activity_record_t *rec,
                           const pb_registry_policy_t *policy,
+                          pb_activity_partners_t *cache,
                           pb_activity_score_t *score)
 {
     assert (ctx && rec && policy && score);
     memset (score, 0, sizeof *score);
     int64_t counted = 0;
     for (size_t i = 0; i < rec->partner_count; i++) {
-        pb_registry_partner_t partner;
-        if (pb_registry_partner (ctx, rec->partners [i], &partner) != 0
-        ||  (partner.frameworks & PB_FW (PB_FW_DIALOGUE))
-        ||  partner.is_ally
-        ||  pb_registry_is_ally (ctx, rec->partners [i]))
+        unsigned profile = 0;
+        if (!s_partner_counted (ctx, rec->partners [i], cache, &profile))
             continue;
         counted++;
         for (int cons = 0; cons < PB_CONS_PRIORITY_AREA; cons++)
-            if (partner.has_profile && (partner.profile & (1u << cons)))
+            if (profile & (1u << cons))
                 score->counts [cons]++;
     }
     score->n = counted? counted: 1;

@@ -85,14 +85,30 @@ int
 int64_t
     pb_activity_record_after_days (int64_t from, int64_t days);
 
+//  What the score needs of each partner, remembered across the scores of
+//  one event that writes no registry record (a rescore of every activity
+//  of a partner, or of all of them): one registry read per partner, not
+//  one per partner of each activity. Zero it before the first use.
+#define PB_ACTIVITY_CACHE_MAX 64
+typedef struct {
+    size_t count;                       //  entries used
+    struct {
+        char country [4];               //  ISO alpha-3
+        bool counted;                   //  registered, not DIALOGUE, no Ally
+        unsigned profile;               //  its profile bits (0 if none)
+    } entry [PB_ACTIVITY_CACHE_MAX];
+} pb_activity_partners_t;
+
 //  Compute the activity's priority score under 'policy' (EVENTS.md): the
 //  six profile considerations over the activity's registered partners
-//  that are neither DIALOGUE nor Allies, plus priority_area. Returns 0,
-//  or PB_WORKER_POISON if the weights are out of range or all 0.
+//  that are neither DIALOGUE nor Allies, plus priority_area. 'cache' may
+//  be NULL. Returns 0, or PB_WORKER_POISON if the weights are out of
+//  range or all 0.
 int
     pb_activity_record_score (pb_apply_t *ctx,
                               const pb_activity_record_t *rec,
                               const pb_registry_policy_t *policy,
+                              pb_activity_partners_t *cache,
                               pb_activity_score_t *score);
 
 //  The score formula alone: (200 * sum (w_i * c_i) + n * W) div (2 n W),
