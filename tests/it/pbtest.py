@@ -20,6 +20,7 @@ import argparse
 import os
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -110,9 +111,19 @@ def sized_feedback(id_, src="bench", size=200):
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now, chosen below Linux's ephemeral range
+    (32768-60999): a port the kernel hands out for bind(0) can be taken
+    again as the source port of any outgoing connection of a test running
+    beside this one, before our process binds it."""
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randrange(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def find_journal(bin_dir):
@@ -133,12 +144,7 @@ class Journal:
         self.binary = binary
         self.owns_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="pb-it-")
-        self.ports = [free_port(), free_port(), free_port()]
-        while len(set(self.ports)) < 3:
-            self.ports = [free_port(), free_port(), free_port()]
-        self.ingest = "tcp://127.0.0.1:%d" % self.ports[0]
-        self.fanout = "tcp://127.0.0.1:%d" % self.ports[1]
-        self.replay = "tcp://127.0.0.1:%d" % self.ports[2]
+        self._pick_ports()
         self.options = {"clock": "manual"}
         self.options.update(options or {})
         self.proc = None
@@ -146,6 +152,15 @@ class Journal:
             tempfile.gettempdir(),
             "%s-%d.log" % (log_name or "pb-journal", os.getpid()))
         self.log_file = None
+
+    def _pick_ports(self):
+        self.ports = [free_port(), free_port(), free_port()]
+        while len(set(self.ports)) < 3:
+            self.ports = [free_port(), free_port(), free_port()]
+        self.ingest = "tcp://127.0.0.1:%d" % self.ports[0]
+        self.fanout = "tcp://127.0.0.1:%d" % self.ports[1]
+        self.replay = "tcp://127.0.0.1:%d" % self.ports[2]
+        self.started_once = False
 
     def argv(self):
         args = [self.binary, "--data-dir", os.path.join(self.data_dir, "log"),
@@ -168,7 +183,19 @@ class Journal:
                                      stdout=self.log_file,
                                      stderr=subprocess.STDOUT)
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except RuntimeError:
+                #  A port taken by another test between our check and the
+                #  bind: before the first start nothing depends on the
+                #  ports yet, so take new ones and try again
+                self.port_retries = getattr(self, "port_retries", 0) + 1
+                if (self.started_once or self.port_retries > 5
+                        or "Address already in use" not in self.log_tail()):
+                    raise
+                self._pick_ports()
+                return self.start(env, wait, timeout)
+            self.started_once = True
         return self
 
     def wait_ready(self, timeout=10.0):
