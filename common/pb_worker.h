@@ -242,6 +242,16 @@ msgpack_packer *
 int
     pb_worker_local_end (pb_worker_local_t *self);
 
+//  Fixtures for rules selftests, each applied at once (asserts it was):
+//  registry.ally of 'country' (joined 1949-04-04), and registry.partner of
+//  'country' in the comma-separated 'frameworks' with 'status' and no
+//  profile.
+void
+    pb_worker_local_ally (pb_worker_local_t *self, const char *country);
+void
+    pb_worker_local_partner (pb_worker_local_t *self, const char *country,
+                             const char *frameworks, const char *status);
+
 //  Take the oldest notification out of the outbox, printed into 'buf' as
 //  "<type> <data>" (msgpack_object_print_buffer, e.g. notify.nac.rejected
 //  {"proposal"=>"p1", "reason"=>"invalid_action"}). Returns false when the

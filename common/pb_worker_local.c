@@ -60,13 +60,6 @@ pb_worker_local_begin (pb_worker_local_t *self, const char *src, const char *typ
     return &self->pk;
 }
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    msgpack_pack_str (pk, strlen (text));
-    msgpack_pack_str_body (pk, text, strlen (text));
-}
-
 int
 pb_worker_local_end (pb_worker_local_t *self)
 {
@@ -80,21 +73,21 @@ pb_worker_local_end (pb_worker_local_t *self)
     msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
     bool notify = strncmp (self->type, "notify.", 7) == 0;
     msgpack_pack_map (&pk, notify? 7: 6);
-    s_pack_str (&pk, "id");
-    s_pack_str (&pk, id);
-    s_pack_str (&pk, "src");
-    s_pack_str (&pk, self->src);
-    s_pack_str (&pk, "type");
-    s_pack_str (&pk, self->type);
+    pb_apply_pack_str (&pk, "id");
+    pb_apply_pack_str (&pk, id);
+    pb_apply_pack_str (&pk, "src");
+    pb_apply_pack_str (&pk, self->src);
+    pb_apply_pack_str (&pk, "type");
+    pb_apply_pack_str (&pk, self->type);
     if (notify) {
-        s_pack_str (&pk, "cause");
+        pb_apply_pack_str (&pk, "cause");
         msgpack_pack_uint64 (&pk, seq > 1? seq - 1: 1);
     }
-    s_pack_str (&pk, "data");
+    pb_apply_pack_str (&pk, "data");
     msgpack_sbuffer_write (&buf, self->data.data, self->data.size);
-    s_pack_str (&pk, "seq");
+    pb_apply_pack_str (&pk, "seq");
     msgpack_pack_uint64 (&pk, seq);
-    s_pack_str (&pk, "ts");
+    pb_apply_pack_str (&pk, "ts");
     msgpack_pack_int64 (&pk, 0);
     pb_limits_t limits = PB_LIMITS_DEFAULTS;
     pb_worker_event_t event;
@@ -160,4 +153,54 @@ pb_worker_local_seq (pb_worker_local_t *self)
 {
     assert (self);
     return pb_worker_store_applied_seq (self->store);
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_worker_local_ally (pb_worker_local_t *self, const char *country)
+{
+    msgpack_packer *pk = pb_worker_local_begin (self, "registry", "registry.ally");
+    msgpack_pack_map (pk, 3);
+    pb_apply_pack_str (pk, "country");
+    pb_apply_pack_str (pk, country);
+    pb_apply_pack_str (pk, "name");
+    pb_apply_pack_str (pk, country);
+    pb_apply_pack_str (pk, "joined");
+    pb_apply_pack_str (pk, "1949-04-04");
+    int rc = pb_worker_local_end (self);
+    assert (rc == 0);
+    (void) rc;
+}
+
+//  --------------------------------------------------------------------------
+
+void
+pb_worker_local_partner (pb_worker_local_t *self, const char *country,
+                         const char *frameworks, const char *status)
+{
+    msgpack_packer *pk = pb_worker_local_begin (self, "registry", "registry.partner");
+    msgpack_pack_map (pk, 4);
+    pb_apply_pack_str (pk, "country");
+    pb_apply_pack_str (pk, country);
+    pb_apply_pack_str (pk, "name");
+    pb_apply_pack_str (pk, country);
+    pb_apply_pack_str (pk, "frameworks");
+    size_t count = 1;
+    for (const char *p = frameworks; *p; p++)
+        count += *p == ',';
+    msgpack_pack_array (pk, count);
+    for (const char *p = frameworks; ; p++) {
+        size_t len = strcspn (p, ",");
+        msgpack_pack_str (pk, len);
+        msgpack_pack_str_body (pk, p, len);
+        p += len;
+        if (!*p)
+            break;
+    }
+    pb_apply_pack_str (pk, "status");
+    pb_apply_pack_str (pk, status);
+    int rc = pb_worker_local_end (self);
+    assert (rc == 0);
+    (void) rc;
 }

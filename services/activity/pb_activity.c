@@ -659,17 +659,6 @@ s_test_end (pb_worker_local_t *w)
     (void) rc;
 }
 
-static void
-s_test_ally (pb_worker_local_t *w, const char *country)
-{
-    msgpack_packer *pk = pb_worker_local_begin (w, "up", "registry.ally");
-    msgpack_pack_map (pk, 3);
-    s_test_str (pk, "country", country);
-    s_test_str (pk, "name", country);
-    s_test_str (pk, "joined", "1949-04-04");
-    s_test_end (w);
-}
-
 //  'profile': bit i = consideration i
 static void
 s_test_partner (pb_worker_local_t *w, const char *country, const char *framework,
@@ -819,7 +808,7 @@ pb_activity_test (bool verbose)
     pb_worker_local_t *w = NULL;
     int rc = pb_worker_local_open (dir, &pb_activity_rules, &w);
     assert (rc == 0 && w);
-    s_test_ally (w, "FRA");
+    pb_worker_local_ally (w, "FRA");
     s_test_partner (w, "UKR", "EAPC", "active", S_ASP | S_VAL | S_OPS);
     s_test_partner (w, "GEO", "EAPC", "active", S_ASP | S_VAL);
     s_test_partner (w, "CHN", "DIALOGUE", "active", S_ALL);

@@ -535,32 +535,6 @@ s_test_end (pb_worker_local_t *w)
 }
 
 static void
-s_test_ally (pb_worker_local_t *w, const char *country)
-{
-    msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.ally");
-    msgpack_pack_map (pk, 3);
-    s_test_str (pk, "country", country);
-    s_test_str (pk, "name", country);
-    s_test_str (pk, "joined", "1949-04-04");
-    s_test_end (w);
-}
-
-static void
-s_test_partner (pb_worker_local_t *w, const char *country, const char *framework,
-                const char *status)
-{
-    msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.partner");
-    msgpack_pack_map (pk, 4);
-    s_test_str (pk, "country", country);
-    s_test_str (pk, "name", country);
-    pb_apply_pack_str (pk, "frameworks");
-    msgpack_pack_array (pk, 1);
-    pb_apply_pack_str (pk, framework);
-    s_test_str (pk, "status", status);
-    s_test_end (w);
-}
-
-static void
 s_test_policy (pb_worker_local_t *w, int64_t notice_days)
 {
     msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.policy");
@@ -703,21 +677,21 @@ pb_cpe_test (bool verbose)
 
     //  Registration: the eligible fall vacant, the others do not; an
     //  upsert that changes nothing yields nothing
-    s_test_ally (w, "FRA");
-    s_test_ally (w, "DEU");
+    pb_worker_local_ally (w, "FRA");
+    pb_worker_local_ally (w, "DEU");
     s_test_volunteer (w, "SWE", "FIN");     //  Not an Ally: passed over
     s_test_volunteer (w, "USA", "FIN");
     s_test_volunteer (w, "DEU", "FIN");
     s_test_volunteer (w, "USA", "FIN");     //  Again: keeps its rank
-    s_test_partner (w, "FIN", "EAPC", "active");
+    pb_worker_local_partner (w, "FIN", "EAPC", "active");
     s_test_expect (w, "notify.cpe.vacant {\"partner\"=>\"FIN\", \"since\"=>0, "
                       "\"candidate\"=>\"DEU\"}");
-    s_test_ally (w, "USA");
-    s_test_partner (w, "FIN", "EAPC", "active");
-    s_test_partner (w, "RUS", "EAPC", "suspended");
-    s_test_partner (w, "CHN", "DIALOGUE", "active");
+    pb_worker_local_ally (w, "USA");
+    pb_worker_local_partner (w, "FIN", "EAPC", "active");
+    pb_worker_local_partner (w, "RUS", "EAPC", "suspended");
+    pb_worker_local_partner (w, "CHN", "DIALOGUE", "active");
     s_test_tick (w, "2024-01-01", 0);
-    s_test_partner (w, "JPN", "PATG", "active");
+    pb_worker_local_partner (w, "JPN", "PATG", "active");
     s_test_expect (w, "notify.cpe.vacant {\"partner\"=>\"JPN\", "
                       "\"since\"=>1704067200000}");
     s_test_nothing (w);
@@ -840,11 +814,11 @@ pb_cpe_test (bool verbose)
                       "\"term_end\"=>\"2029-06-01\"}");
 
     //  Suspension ends it without a vacancy; re-activation is a vacancy
-    s_test_partner (w, "FIN", "EAPC", "suspended");
+    pb_worker_local_partner (w, "FIN", "EAPC", "suspended");
     s_test_expect (w, "notify.cpe.ended {\"partner\"=>\"FIN\", \"ally\"=>\"FRA\", "
                       "\"reason\"=>\"suspended\"}");
     s_test_tick (w, "2027-07-01", 0);
-    s_test_partner (w, "FIN", "EAPC", "active");
+    pb_worker_local_partner (w, "FIN", "EAPC", "active");
     s_test_expect (w, "notify.cpe.vacant {\"partner\"=>\"FIN\", "
                       "\"since\"=>1814400000000}");
 

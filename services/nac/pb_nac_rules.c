@@ -439,32 +439,6 @@ s_test_str (msgpack_packer *pk, const char *key, const char *value)
     pb_apply_pack_str (pk, value);
 }
 
-static void
-s_test_ally (pb_worker_local_t *w, const char *country)
-{
-    msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.ally");
-    msgpack_pack_map (pk, 3);
-    s_test_str (pk, "country", country);
-    s_test_str (pk, "name", country);
-    s_test_str (pk, "joined", "1949-04-04");
-    assert (pb_worker_local_end (w) == 0);
-}
-
-static void
-s_test_partner (pb_worker_local_t *w, const char *country, const char *framework,
-                const char *status)
-{
-    msgpack_packer *pk = pb_worker_local_begin (w, "registry", "registry.partner");
-    msgpack_pack_map (pk, 4);
-    s_test_str (pk, "country", country);
-    s_test_str (pk, "name", country);
-    pb_apply_pack_str (pk, "frameworks");
-    msgpack_pack_array (pk, 1);
-    pb_apply_pack_str (pk, framework);
-    s_test_str (pk, "status", status);
-    assert (pb_worker_local_end (w) == 0);
-}
-
 //  A proposal; 'deadline' 0 for the meeting procedure
 static void
 s_test_proposal (pb_worker_local_t *w, const char *id, const char *kind,
@@ -551,12 +525,12 @@ pb_nac_test (bool verbose)
     assert (mkdtemp (dir));
     pb_worker_local_t *w = NULL;
     assert (pb_worker_local_open (dir, &pb_nac_rules, &w) == 0);
-    s_test_ally (w, "FRA");
-    s_test_ally (w, "DEU");
-    s_test_ally (w, "USA");
-    s_test_partner (w, "FIN", "EAPC", "active");
-    s_test_partner (w, "RUS", "EAPC", "suspended");
-    s_test_partner (w, "CHN", "DIALOGUE", "active");
+    pb_worker_local_ally (w, "FRA");
+    pb_worker_local_ally (w, "DEU");
+    pb_worker_local_ally (w, "USA");
+    pb_worker_local_partner (w, "FIN", "EAPC", "active");
+    pb_worker_local_partner (w, "RUS", "EAPC", "suspended");
+    pb_worker_local_partner (w, "CHN", "DIALOGUE", "active");
     s_test_nothing (w);
 
     //  Validity and duplicates
