@@ -247,9 +247,8 @@ pb_ctl_journal_iso (int64_t ms, char *buf, size_t size)
         snprintf (buf, size, "%" PRId64, ms);
         return buf;
     }
-    char date [32];
-    strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf (buf, size, "%s.%03dZ", date, msecs);
+    size_t len = strftime (buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (buf + len, size - len, ".%03dZ", msecs);
     return buf;
 }
 
