@@ -17,6 +17,7 @@ static const s_command_t s_commands [] = {
     { "replay",  pb_ctl_replay,  "print logged events (range, prefixes)" },
     { "tail",    pb_ctl_tail,    "follow live events, optionally from history" },
     { "state",   pb_ctl_state,   "print a worker's state keys (read-only)" },
+    { "up",      pb_ctl_up,      "run and supervise the journal and the workers" },
     { NULL, NULL, NULL }
 };
 

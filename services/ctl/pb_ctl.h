@@ -18,6 +18,15 @@
 int
     pb_ctl_publish (int argc, char *argv []);
 
+//  Publish the JSON lines of 'path' ("-" or NULL: stdin) to opts->ingest,
+//  as 'pbctl publish' does; with 'quiet', no result lines are printed
+//  (diagnostics still go to stderr). Sets *acked_p (if not NULL) to the
+//  number of lines ACKed. Returns PB_CTL_EXIT_OK, _REFUSED (some line
+//  NAKed or not JSON), _USAGE (file or endpoint unusable) or _UNREACHABLE.
+int
+    pb_ctl_publish_file (const pb_ctl_journal_opts_t *opts, const char *path,
+                         bool keep_going, bool quiet, size_t *acked_p);
+
 //  tick --now TIME: TICK on a manual-clock journal
 int
     pb_ctl_tick (int argc, char *argv []);
@@ -37,5 +46,9 @@ int
 //  state WORKER [KEY-PREFIX]: a worker's state keys, read-only
 int
     pb_ctl_state (int argc, char *argv []);
+
+//  up [--data-dir DIR]: run and supervise the journal and the workers
+int
+    pb_ctl_up (int argc, char *argv []);
 
 #endif

@@ -35,6 +35,8 @@ typedef struct {
     zlistx_t *entries;                  //  s_entry_t *, input order (owned)
     size_t waiting;                     //  entries sent and unanswered
     bool refused;                       //  some line NAKed or invalid
+    bool quiet;                         //  print no result lines
+    size_t acked;                       //  lines ACKed
 } s_publish_t;
 
 static const char *s_help =
@@ -79,6 +81,8 @@ s_result (s_entry_t *entry, const char *result)
 static void
 s_print (s_publish_t *self, const json_t *result)
 {
+    if (self->quiet)
+        return;
     if (self->opts.json) {
         pb_ctl_json_print (stdout, result);
         return;
@@ -201,6 +205,7 @@ s_reply (s_publish_t *self, zmsg_t *reply)
                             error, sizeof error) == 0) {
         entry->result = s_result (entry, "ACK");
         json_object_set_new (entry->result, "seq", json_integer ((json_int_t) ack.seq));
+        self->acked++;
     }
     else
     if (command == PB_WIRE_NAK
@@ -288,6 +293,39 @@ s_run (s_publish_t *self, FILE *in)
     return rc;
 }
 
+//  --------------------------------------------------------------------------
+
+int
+pb_ctl_publish_file (const pb_ctl_journal_opts_t *opts, const char *path,
+                     bool keep_going, bool quiet, size_t *acked_p)
+{
+    assert (opts);
+    s_publish_t self = { .opts = *opts, .path = path, .keep_going = keep_going,
+                         .quiet = quiet };
+    FILE *in = stdin;
+    if (self.path && !streq (self.path, "-")) {
+        in = fopen (self.path, "r");
+        if (!in) {
+            fprintf (stderr, "pbctl publish: cannot open %s: %s\n", self.path, strerror (errno));
+            return PB_CTL_EXIT_USAGE;
+        }
+    }
+    int rc = PB_CTL_EXIT_USAGE;         //  an endpoint that cannot be used
+    self.ingest = pb_ctl_journal_connect (ZMQ_DEALER, self.opts.ingest);
+    if (self.ingest) {
+        self.entries = zlistx_new ();
+        zlistx_set_destructor (self.entries, s_entry_destroy);
+        rc = s_run (&self, in);
+        zlistx_destroy (&self.entries);
+        zsock_destroy (&self.ingest);
+    }
+    if (in != stdin)
+        fclose (in);
+    if (acked_p)
+        *acked_p = self.acked;
+    return rc;
+}
+
 int
 pb_ctl_publish (int argc, char *argv [])
 {
@@ -320,24 +358,5 @@ pb_ctl_publish (int argc, char *argv [])
         fputs (s_help, stdout);
         return PB_CTL_EXIT_OK;
     }
-    FILE *in = stdin;
-    if (self.path && !streq (self.path, "-")) {
-        in = fopen (self.path, "r");
-        if (!in) {
-            fprintf (stderr, "pbctl publish: cannot open %s: %s\n", self.path, strerror (errno));
-            return PB_CTL_EXIT_USAGE;
-        }
-    }
-    int rc = PB_CTL_EXIT_USAGE;         //  an endpoint that cannot be used
-    self.ingest = pb_ctl_journal_connect (ZMQ_DEALER, self.opts.ingest);
-    if (self.ingest) {
-        self.entries = zlistx_new ();
-        zlistx_set_destructor (self.entries, s_entry_destroy);
-        rc = s_run (&self, in);
-        zlistx_destroy (&self.entries);
-        zsock_destroy (&self.ingest);
-    }
-    if (in != stdin)
-        fclose (in);
-    return rc;
+    return pb_ctl_publish_file (&self.opts, self.path, self.keep_going, false, NULL);
 }
