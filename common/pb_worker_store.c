@@ -9,6 +9,7 @@
 */
 #include "pb_worker_store.h"
 #include "pb_crash.h"
+#include "pb_private.h"
 
 #include <lmdb.h>
 
@@ -127,9 +128,7 @@ pb_worker_store_open (const char *dir, size_t map_size,
     self->acked = zchunk_new (NULL, 0);
     MDB_txn *txn = NULL;
     int rc = 0;
-    if (zsys_dir_create ("%s", dir)) {
-        zsys_error ("pb_worker: cannot create data_dir=%s: %s", dir,
-                    strerror (errno));
+    if (pb_private_dir (dir)) {         //  0700; logged there
         rc = PB_WORKER_STORE;
         goto cleanup;
     }

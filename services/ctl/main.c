@@ -18,6 +18,7 @@ static const s_command_t s_commands [] = {
     { "tail",    pb_ctl_tail,    "follow live events, optionally from history" },
     { "state",   pb_ctl_state,   "print a worker's state keys (read-only)" },
     { "up",      pb_ctl_up,      "run and supervise the journal and the workers" },
+    { "verify",  pb_ctl_verify,  "walk the log's hash chain, name what is altered" },
     { NULL, NULL, NULL }
 };
 

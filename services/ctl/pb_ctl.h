@@ -51,4 +51,8 @@ int
 int
     pb_ctl_up (int argc, char *argv []);
 
+//  verify [--dir DIR]: walk the log's hash chain (read-only)
+int
+    pb_ctl_verify (int argc, char *argv []);
+
 #endif

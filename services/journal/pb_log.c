@@ -16,12 +16,14 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "pb_chain.h"
 #include "pb_crash.h"
+#include "pb_private.h"
 
 struct _pb_log_t {
     char *path;                 //  data directory (owned)
     MDB_env *env;               //  the environment (owned)
-    MDB_dbi log;                //  seq -> [type len][type][envelope]
+    MDB_dbi log;                //  seq -> [type len][type][envelope][chain]
     MDB_dbi index;              //  (src, id) -> [seq][digest]
     MDB_dbi meta;               //  "now" -> log time
     MDB_txn *write;             //  the batch in hand, or NULL (owned)
@@ -36,6 +38,8 @@ struct _pb_log_t {
     uint64_t map_max;           //  pb_log_grow's bound
     uint64_t nospc_count;       //  failed commits since the last success
     uint64_t batch_bytes;       //  keys and values put by the batch in hand
+    uint8_t chain [PB_CHAIN_SIZE];          //  h(head), committed
+    uint8_t pending_chain [PB_CHAIN_SIZE];  //  h(next - 1) in the batch
 };
 
 static void
@@ -89,7 +93,31 @@ s_get_be64 (const uint8_t *bytes)
     return value;
 }
 
-//  Read head and log time from a fresh write or read transaction
+//  The chain's anchor must name the last record and its hash: a log
+//  written before the chain existed, or whose end was cut off, is not
+//  appended to (pbctl verify says more)
+static int
+s_check_anchor (pb_log_t *self, MDB_txn *txn)
+{
+    MDB_val key = { 5, "chain" }, value;
+    int rc = mdb_get (txn, self->meta, &key, &value);
+    if (rc == MDB_NOTFOUND) {
+        zsys_error ("pb_log: the log has no hash chain anchor (written before "
+                    "the chain existed, or altered) path=%s", self->path);
+        return MDB_CORRUPTED;
+    }
+    if (rc == 0 && (value.mv_size != 8 + PB_CHAIN_SIZE
+                ||  s_get_be64 ((const uint8_t *) value.mv_data) != self->head
+                ||  memcmp ((const uint8_t *) value.mv_data + 8, self->chain,
+                            PB_CHAIN_SIZE) != 0)) {
+        zsys_error ("pb_log: the last record does not match the hash chain anchor "
+                    "head=%" PRIu64 " path=%s (run pbctl verify)", self->head, self->path);
+        rc = MDB_CORRUPTED;
+    }
+    return rc;
+}
+
+//  Read head, log time and h(head) from a fresh write or read transaction
 static int
 s_load_state (pb_log_t *self, MDB_txn *txn)
 {
@@ -98,8 +126,11 @@ s_load_state (pb_log_t *self, MDB_txn *txn)
     int rc = mdb_cursor_open (txn, self->log, &cursor);
     if (rc == 0)
         rc = mdb_cursor_get (cursor, &key, &value, MDB_LAST);
-    if (rc == 0 && key.mv_size == 8)
+    if (rc == 0 && key.mv_size == 8 && value.mv_size >= 2 + PB_CHAIN_SIZE) {
         self->head = s_get_be64 ((const uint8_t *) key.mv_data);
+        memcpy (self->chain, (const uint8_t *) value.mv_data + value.mv_size
+                             - PB_CHAIN_SIZE, PB_CHAIN_SIZE);
+    }
     else
     if (rc == 0)
         rc = MDB_CORRUPTED;
@@ -125,7 +156,10 @@ s_load_state (pb_log_t *self, MDB_txn *txn)
             rc = 0;
         }
     }
+    if (rc == 0 && self->head > 0)
+        rc = s_check_anchor (self, txn);
     self->next = self->head + 1;
+    memcpy (self->pending_chain, self->chain, PB_CHAIN_SIZE);
     self->pending_now = self->now;
     return rc;
 }
@@ -143,7 +177,7 @@ s_open_env (pb_log_t *self)
     //  MDB_NOTLS: the one reused read transaction is not tied to a thread
     //  slot, so it can sit reset while the writer works. No NOSYNC flags.
     if (rc == 0)
-        rc = mdb_env_open (self->env, self->path, MDB_NOTLS, 0644);
+        rc = mdb_env_open (self->env, self->path, MDB_NOTLS, 0600);
     int dead = 0;
     if (rc == 0)
         rc = mdb_reader_check (self->env, &dead);
@@ -188,11 +222,8 @@ pb_log_open (const char *path, uint64_t map_size, uint64_t map_max,
     self->map_size = map_size;
     self->map_max = map_max < map_size? map_size: map_max;
     int rc = 0;
-    if (zsys_dir_create ("%s", path)) {
-        zsys_error ("pb_log: cannot create directory path=%s error=%s",
-                    path, strerror (errno));
-        rc = PB_LOG_IO;
-    }
+    if (pb_private_dir (path))
+        rc = PB_LOG_IO;                 //  0700; logged there
     if (rc == 0)
         rc = s_translate (self, s_open_env (self), "open");
     if (rc == PB_LOG_NOTFOUND || rc == PB_LOG_FULL || rc == PB_LOG_NOSPC) {
@@ -268,6 +299,7 @@ pb_log_begin (pb_log_t *self)
     self->next = self->head + 1;
     self->pending_now = self->now;
     self->batch_bytes = 0;
+    memcpy (self->pending_chain, self->chain, PB_CHAIN_SIZE);
     //  One cursor per database for the whole batch: an append through a
     //  cursor already at the log's end skips the search from the root
     //  that every mdb_put makes, and an index put through a cursor
@@ -376,7 +408,8 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
     //  MDB_APPEND: seqs only grow, so LMDB fills pages left to right;
     //  MDB_RESERVE: write the value in place, without a staging copy
     MDB_val lkey = { 8, seq_bytes };
-    MDB_val lvalue = { 1 + type_len + size, NULL };
+    size_t record_size = 1 + type_len + size;
+    MDB_val lvalue = { record_size + PB_CHAIN_SIZE, NULL };
     if (rc == 0)
         rc = mdb_cursor_put (self->appender, &lkey, &lvalue, MDB_APPEND | MDB_RESERVE);
     if (rc == 0) {
@@ -384,6 +417,11 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
         value [0] = (uint8_t) type_len;
         memcpy (value + 1, type, type_len);
         memcpy (value + 1 + type_len, bytes, size);
+        //  The chain, while the record is still in cache: one BLAKE2b
+        //  over bytes just written, straight into the record's tail
+        pb_chain_next (self->pending_chain, self->next, value, record_size,
+                       value + record_size);
+        memcpy (self->pending_chain, value + record_size, PB_CHAIN_SIZE);
         self->next++;
         self->batch_bytes += 8 + lvalue.mv_size + ikey.mv_size + S_INDEX_VALUE_SIZE;
     }
@@ -432,11 +470,25 @@ pb_log_commit (pb_log_t *self)
     assert (self->write);
     PB_CRASH_POINT ("before_commit");
     s_cursors_close (self);
-    int rc = mdb_txn_commit (self->write);
+    //  The anchor, once per batch, in the batch's own transaction
+    int rc = 0;
+    if (self->next - 1 > self->head) {
+        uint8_t anchor [8 + PB_CHAIN_SIZE];
+        s_put_be64 (anchor, self->next - 1);
+        memcpy (anchor + 8, self->pending_chain, PB_CHAIN_SIZE);
+        MDB_val key = { 5, "chain" };
+        MDB_val value = { sizeof anchor, anchor };
+        rc = mdb_put (self->write, self->meta, &key, &value, 0);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit (self->write);
+    else
+        mdb_txn_abort (self->write);
     self->write = NULL;                 //  Commit frees the txn even on failure
     if (rc == 0) {
         self->head = self->next - 1;
         self->now = self->pending_now;
+        memcpy (self->chain, self->pending_chain, PB_CHAIN_SIZE);
         if (self->nospc_count)
             zsys_notice ("pb_log: commit succeeds again after failures=%" PRIu64,
                          self->nospc_count);
@@ -538,15 +590,15 @@ pb_log_read (pb_log_t *self, uint64_t from, uint64_t to, size_t max_scan,
         const uint8_t *bytes = (const uint8_t *) value.mv_data;
         pb_log_event_t event;
         event.seq = key.mv_size == 8? s_get_be64 ((const uint8_t *) key.mv_data): 0;
-        if (event.seq != *next_p || value.mv_size < 2
-        ||  value.mv_size < 1 + (size_t) bytes [0]) {
+        if (event.seq != *next_p || value.mv_size < 2 + PB_CHAIN_SIZE
+        ||  value.mv_size < 1 + (size_t) bytes [0] + PB_CHAIN_SIZE) {
             rc = MDB_CORRUPTED;         //  A gap or a short record
             break;
         }
         event.type_len = bytes [0];
         event.type = (const char *) bytes + 1;
         event.bytes = bytes + 1 + event.type_len;
-        event.size = value.mv_size - 1 - event.type_len;
+        event.size = value.mv_size - 1 - event.type_len - PB_CHAIN_SIZE;
         fn_rc = fn (&event, arg);
         if (fn_rc)
             break;
@@ -746,6 +798,11 @@ pb_log_test (bool verbose)
     pb_log_destroy (&log);
     pb_log_destroy (&log);
     assert (log == NULL);
+    //  Every record is chained, and the anchor names the head (the log is
+    //  closed: one process may not open an environment twice)
+    pb_chain_report_t report;
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_INTACT && report.head == 3000);
     rc = pb_log_open (path, 256 * 1024, 16 * 1024 * 1024, &log);
     assert (rc == 0);
     assert (pb_log_head (log) == 3000 && pb_log_now (log) == 7000);

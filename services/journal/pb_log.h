@@ -3,12 +3,16 @@
 
     Three named databases in the data directory:
       log    seq (8 bytes, big-endian) -> [type length: 1][type][stored
-             envelope]; seqs start at 1 and have no gaps (invariant 3)
+             envelope][chain: 32]; seqs start at 1 and have no gaps
+             (invariant 3); chain is h(seq) of common/pb_chain.h over the
+             bytes before it, computed by pb_log_append
       index  [src length: 1][src][id] -> [seq: 8][digest: 16], the
              idempotency index, written in the same transaction as the
              event it names
       meta   "now" -> the log time (the now of the latest sys.tick, int64
              big-endian); absent before the first tick
+             "chain" -> [head seq: 8][h(head): 32], the chain's anchor,
+             rewritten by each commit that appends
     Writes happen in batches: pb_log_begin, any number of pb_log_lookup /
     pb_log_append / pb_log_set_now, then pb_log_commit (one commit, one
     sync: LMDB's default durability, never NOSYNC, NOMETASYNC or WRITEMAP)

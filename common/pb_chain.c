@@ -1,0 +1,396 @@
+/*  =========================================================================
+    pb_chain - the journal log's hash chain: the rule, and the walk that
+    checks it
+
+    The walk reads the log in slices of S_SLICE records, one short read
+    transaction each, so that a long verify never pins a snapshot that
+    keeps the live journal from reusing pages. Each slice starts where the
+    last one stopped, with the hash it ended on.
+    =========================================================================
+*/
+#include "pb_chain.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <lmdb.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "pb_error.h"
+
+#define S_SLICE 10000                   //  records per read transaction
+
+//  --------------------------------------------------------------------------
+
+void
+pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+               const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE])
+{
+    uint8_t seq_bytes [8];
+    for (int i = 0; i < 8; i++)
+        seq_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, NULL, 0, PB_CHAIN_SIZE);
+    crypto_generichash_update (&state, prev, PB_CHAIN_SIZE);
+    crypto_generichash_update (&state, seq_bytes, sizeof seq_bytes);
+    crypto_generichash_update (&state, (const unsigned char *) record, size);
+    crypto_generichash_final (&state, out, PB_CHAIN_SIZE);
+}
+
+//  --------------------------------------------------------------------------
+//  The walk
+
+typedef struct {
+    MDB_env *env;                       //  read-only environment (owned)
+    MDB_dbi log;                        //  seq -> record
+    MDB_dbi meta;                       //  "chain" -> anchor
+    uint64_t next;                      //  the seq expected next
+    uint8_t prev [PB_CHAIN_SIZE];       //  h(next - 1)
+    bool done;                          //  the end of the log was reached
+} s_walk_t;
+
+static uint64_t
+s_be64 (const uint8_t *bytes)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = (value << 8) | bytes [i];
+    return value;
+}
+
+static void
+s_found (pb_chain_report_t *report, pb_chain_status_t status, uint64_t seq,
+         uint64_t last, const char *reason)
+{
+    report->status = status;
+    report->seq = seq;
+    report->last = last;
+    snprintf (report->reason, sizeof report->reason, "%s", reason);
+}
+
+//  One record at the cursor: is it the next seq, and is its hash right?
+//  Returns true to go on.
+static bool
+s_check_record (s_walk_t *walk, const MDB_val *key, const MDB_val *value,
+                pb_chain_report_t *report)
+{
+    uint64_t seq = key->mv_size == 8? s_be64 ((const uint8_t *) key->mv_data): 0;
+    if (seq == 0 || seq < walk->next) {
+        s_found (report, PB_CHAIN_ALTERED, walk->next, 0,
+                 "a key of the log is not a seq");
+        return false;
+    }
+    if (seq > walk->next) {
+        s_found (report, PB_CHAIN_MISSING, walk->next, seq - 1,
+                 "records absent from the log");
+        return false;
+    }
+    const uint8_t *bytes = (const uint8_t *) value->mv_data;
+    if (value->mv_size < 2 + PB_CHAIN_SIZE
+    ||  value->mv_size < 1 + (size_t) bytes [0] + PB_CHAIN_SIZE) {
+        s_found (report, PB_CHAIN_ALTERED, seq, 0, "record shorter than its layout");
+        return false;
+    }
+    size_t size = value->mv_size - PB_CHAIN_SIZE;
+    uint8_t hash [PB_CHAIN_SIZE];
+    pb_chain_next (walk->prev, seq, bytes, size, hash);
+    report->checked++;
+    if (sodium_memcmp (hash, bytes + size, PB_CHAIN_SIZE) != 0) {
+        s_found (report, PB_CHAIN_ALTERED, seq, 0,
+                 "record does not hash to its chain value");
+        return false;
+    }
+    memcpy (walk->prev, hash, PB_CHAIN_SIZE);
+    walk->next = seq + 1;
+    return true;
+}
+
+//  At the end of the log, in the same transaction: the anchor must name
+//  the last record and its hash
+static void
+s_check_anchor (s_walk_t *walk, MDB_txn *txn, pb_chain_report_t *report)
+{
+    uint64_t last = walk->next - 1;
+    MDB_val key = { 5, "chain" }, value;
+    int rc = mdb_get (txn, walk->meta, &key, &value);
+    if (rc == MDB_NOTFOUND && last == 0) {
+        report->status = PB_CHAIN_INTACT;       //  An empty log
+        return;
+    }
+    if (rc || value.mv_size != 8 + PB_CHAIN_SIZE) {
+        s_found (report, PB_CHAIN_ALTERED, last, 0,
+                 "the chain anchor (meta \"chain\") is absent or malformed");
+        return;
+    }
+    const uint8_t *anchor = (const uint8_t *) value.mv_data;
+    uint64_t head = s_be64 (anchor);
+    if (head > last)
+        s_found (report, PB_CHAIN_MISSING, last + 1, head,
+                 "records absent from the end of the log");
+    else
+    if (head < last)
+        s_found (report, PB_CHAIN_ALTERED, head + 1, 0,
+                 "records beyond the anchored head");
+    else
+    if (sodium_memcmp (anchor + 8, walk->prev, PB_CHAIN_SIZE) != 0)
+        s_found (report, PB_CHAIN_ALTERED, last, 0,
+                 "the anchor's hash differs from the last record's");
+    else {
+        report->status = PB_CHAIN_INTACT;
+        report->head = last;
+        memcpy (report->head_hash, walk->prev, PB_CHAIN_SIZE);
+    }
+}
+
+//  One slice: up to S_SLICE records in one read transaction. Returns an
+//  MDB code; sets walk->done at the end of the log or at a finding.
+static int
+s_slice (s_walk_t *walk, pb_chain_report_t *report)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    int rc = mdb_txn_begin (walk->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = mdb_cursor_open (txn, walk->log, &cursor);
+    uint8_t seq_bytes [8];
+    for (int i = 0; i < 8; i++)
+        seq_bytes [i] = (uint8_t) (walk->next >> (56 - 8 * i));
+    MDB_val key = { 8, seq_bytes }, value;
+    if (rc == 0)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    for (int n = 0; rc == 0 && n < S_SLICE; n++) {
+        if (!s_check_record (walk, &key, &value, report)) {
+            walk->done = true;
+            break;
+        }
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND) {
+        s_check_anchor (walk, txn, report);
+        walk->done = true;
+        rc = 0;
+    }
+    if (cursor)
+        mdb_cursor_close (cursor);
+    if (txn)
+        mdb_txn_abort (txn);
+    return rc;
+}
+
+static int
+s_walk_open (s_walk_t *walk, const char *dir)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_env_create (&walk->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs (walk->env, 4);
+    //  Map size 0: LMDB takes the size the file already has
+    if (rc == 0)
+        rc = mdb_env_open (walk->env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin (walk->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open (txn, "log", 0, &walk->log);
+    if (rc == 0)
+        rc = mdb_dbi_open (txn, "meta", 0, &walk->meta);
+    //  Commit, not abort: an aborted transaction closes the handles it opened
+    if (rc == 0)
+        rc = mdb_txn_commit (txn);
+    else
+    if (txn)
+        mdb_txn_abort (txn);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_chain_verify (const char *dir, pb_chain_report_t *report)
+{
+    assert (dir);
+    assert (report);
+    memset (report, 0, sizeof *report);
+    report->status = PB_CHAIN_UNREADABLE;
+    if (sodium_init () < 0) {
+        snprintf (report->reason, sizeof report->reason, "libsodium cannot start");
+        return PB_EIO;
+    }
+    s_walk_t walk;
+    memset (&walk, 0, sizeof walk);
+    walk.next = 1;
+    int rc = s_walk_open (&walk, dir);
+    while (rc == 0 && !walk.done)
+        rc = s_slice (&walk, report);
+    if (rc) {
+        snprintf (report->reason, sizeof report->reason, "cannot read the log in %s: %s",
+                  dir, mdb_strerror (rc));
+        report->status = PB_CHAIN_UNREADABLE;
+    }
+    if (walk.env)
+        mdb_env_close (walk.env);
+    return rc? PB_EIO: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: a log written with raw LMDB calls in pb_log's layout, then
+//  changed behind its back the way an intruder with the files would
+
+static MDB_env *
+s_test_env (const char *path)
+{
+    MDB_env *env = NULL;
+    int rc = mdb_env_create (&env);
+    assert (rc == 0);
+    rc = mdb_env_set_maxdbs (env, 4);
+    assert (rc == 0);
+    rc = mdb_env_set_mapsize (env, 64 * 1024 * 1024);
+    assert (rc == 0);
+    rc = mdb_env_open (env, path, MDB_NOSYNC, 0600);        //  A test: speed
+    assert (rc == 0);
+    return env;
+}
+
+static void
+s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN_SIZE])
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi log, meta;
+    int rc = mdb_txn_begin (env, NULL, 0, &txn);
+    assert (rc == 0);
+    rc = mdb_dbi_open (txn, "log", MDB_CREATE, &log);
+    assert (rc == 0);
+    rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &meta);
+    assert (rc == 0);
+    uint8_t record [256];
+    size_t size = strlen (body);
+    record [0] = 8;
+    memcpy (record + 1, "cpe.test", 8);
+    memcpy (record + 9, body, size);
+    size += 9;
+    pb_chain_next (prev, seq, record, size, record + size);
+    memcpy (prev, record + size, PB_CHAIN_SIZE);
+    uint8_t key_bytes [8], anchor [8 + PB_CHAIN_SIZE];
+    for (int i = 0; i < 8; i++)
+        key_bytes [i] = anchor [i] = (uint8_t) (seq >> (56 - 8 * i));
+    memcpy (anchor + 8, prev, PB_CHAIN_SIZE);
+    MDB_val key = { 8, key_bytes }, value = { size + PB_CHAIN_SIZE, record };
+    rc = mdb_put (txn, log, &key, &value, 0);
+    assert (rc == 0);
+    MDB_val akey = { 5, "chain" }, avalue = { sizeof anchor, anchor };
+    rc = mdb_put (txn, meta, &akey, &avalue, 0);
+    assert (rc == 0);
+    rc = mdb_txn_commit (txn);
+    assert (rc == 0);
+}
+
+//  Flip one byte of record 'seq' at 'offset', or delete it (offset < 0).
+//  Its own environment, closed after: LMDB forbids one process to have
+//  the same environment open twice, and pb_chain_verify opens its own.
+static void
+s_test_tamper (const char *path, uint64_t seq, int offset)
+{
+    MDB_env *env = s_test_env (path);
+    MDB_txn *txn = NULL;
+    MDB_dbi log;
+    int rc = mdb_txn_begin (env, NULL, 0, &txn);
+    assert (rc == 0);
+    rc = mdb_dbi_open (txn, "log", 0, &log);
+    assert (rc == 0);
+    uint8_t key_bytes [8];
+    for (int i = 0; i < 8; i++)
+        key_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
+    MDB_val key = { 8, key_bytes }, value;
+    uint8_t copy [512];
+    if (offset < 0)
+        rc = mdb_del (txn, log, &key, NULL);
+    else {
+        rc = mdb_get (txn, log, &key, &value);
+        assert (rc == 0);
+        assert (value.mv_size <= sizeof copy && (size_t) offset < value.mv_size);
+        memcpy (copy, value.mv_data, value.mv_size);
+        copy [offset] ^= 0x01;
+        value.mv_data = copy;
+        rc = mdb_put (txn, log, &key, &value, 0);
+    }
+    assert (rc == 0);
+    rc = mdb_txn_commit (txn);
+    assert (rc == 0);
+    mdb_env_close (env);
+}
+
+//  A log of 'count' records in 'path'; returns h(count) in 'prev'
+static void
+s_test_log (const char *path, uint64_t count, uint8_t prev [PB_CHAIN_SIZE])
+{
+    MDB_env *env = s_test_env (path);
+    memset (prev, 0, PB_CHAIN_SIZE);
+    for (uint64_t seq = 1; seq <= count; seq++)
+        s_test_put (env, seq, seq % 2? "odd event": "even event", prev);
+    mdb_env_close (env);
+}
+
+void
+pb_chain_test (bool verbose)
+{
+    printf (" * pb_chain: ");
+    //  The rule: each hash depends on the previous one, the seq and the bytes
+    uint8_t zero [PB_CHAIN_SIZE] = { 0 }, a [PB_CHAIN_SIZE], b [PB_CHAIN_SIZE];
+    pb_chain_next (zero, 1, "x", 1, a);
+    pb_chain_next (zero, 2, "x", 1, b);
+    assert (memcmp (a, b, PB_CHAIN_SIZE) != 0);
+    pb_chain_next (a, 2, "x", 1, b);
+    pb_chain_next (a, 2, "x", 1, a);    //  out may be prev
+    assert (memcmp (a, b, PB_CHAIN_SIZE) == 0);
+
+    char path [] = "/tmp/pb_chain_test.XXXXXX";
+    assert (mkdtemp (path));
+    pb_chain_report_t report;
+    assert (pb_chain_verify (path, &report) == PB_EIO);       //  No log yet
+    assert (report.status == PB_CHAIN_UNREADABLE);
+
+    uint8_t prev [PB_CHAIN_SIZE];
+    s_test_log (path, 25000, prev);                         //  Three slices
+    int rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_INTACT);
+    assert (report.head == 25000 && report.checked == 25000);
+    assert (memcmp (report.head_hash, prev, PB_CHAIN_SIZE) == 0);
+
+    //  One flipped byte, in the envelope or in the stored hash
+    s_test_tamper (path, 12345, 12);
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 12345);
+    s_test_tamper (path, 12345, 12);                        //  Flipped back
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_INTACT);
+    s_test_tamper (path, 20001, 9 + 10 + 3);
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 20001);
+    s_test_tamper (path, 20001, 9 + 10 + 3);
+
+    //  A record taken out, and the last one taken out
+    s_test_tamper (path, 10001, -1);
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_MISSING);
+    assert (report.seq == 10001 && report.last == 10001);
+    if (verbose)
+        printf ("\n   %s seq=%" PRIu64 "\n", report.reason, report.seq);
+
+    char other [] = "/tmp/pb_chain_test.XXXXXX";
+    assert (mkdtemp (other));
+    s_test_log (other, 10, prev);
+    s_test_tamper (other, 10, -1);
+    rc = pb_chain_verify (other, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_MISSING);
+    assert (report.seq == 10 && report.last == 10);
+
+    const char *dirs [] = { path, other };
+    for (int d = 0; d < 2; d++) {
+        char file [PATH_MAX];
+        snprintf (file, sizeof file, "%s/data.mdb", dirs [d]);
+        zsys_file_delete (file);
+        snprintf (file, sizeof file, "%s/lock.mdb", dirs [d]);
+        zsys_file_delete (file);
+        zsys_dir_delete ("%s", dirs [d]);
+    }
+    printf ("OK\n");
+}

@@ -1,0 +1,72 @@
+/*  =========================================================================
+    pb_chain - the journal log's hash chain: the rule, and the walk that
+    checks it
+
+    Every record of the journal's log (services/journal/pb_log.h) ends with
+    a 32-byte hash chained to the record before it:
+
+        h(0)   = 32 zero bytes
+        h(seq) = BLAKE2b-256 (h(seq - 1) || seq as 8 bytes big-endian
+                              || the record's bytes before its hash)
+
+    so that a changed byte anywhere in a record, a record moved to another
+    seq or a record taken out breaks the chain at that seq. The log's meta
+    database keeps an anchor, "chain" -> [head seq: 8][h(head): 32],
+    written in the same transaction as the records, so that records taken
+    off the end are named too. The chain is plain (not keyed): it proves
+    that the log was not altered since the head hash an operator noted,
+    not that whoever could write the files did not recompute it all (see
+    README, Security).
+
+    pb_chain_next is the rule (used by pb_log on the journal's committer,
+    one hash per appended event, no allocation). pb_chain_verify walks a
+    log directory read-only (MDB_RDONLY, short read transactions, so it
+    can run beside a live journal) and names the first record that is
+    altered or missing: pbctl verify.
+    =========================================================================
+*/
+#ifndef PB_CHAIN_H_INCLUDED
+#define PB_CHAIN_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PB_CHAIN_SIZE 32                //  BLAKE2b-256
+
+//  Set 'out' to h(seq) from 'prev' = h(seq - 1) and the record's 'size'
+//  bytes before its hash. 'out' may be 'prev'. Never fails.
+void
+    pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+                   const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE]);
+
+//  What pb_chain_verify found
+typedef enum {
+    PB_CHAIN_INTACT,                    //  every record and the anchor agree
+    PB_CHAIN_ALTERED,                   //  record 'seq' is not what was logged
+    PB_CHAIN_MISSING,                   //  records 'seq'..'last' are absent
+    PB_CHAIN_UNREADABLE                 //  no log there, or LMDB refused it
+} pb_chain_status_t;
+
+typedef struct {
+    pb_chain_status_t status;
+    uint64_t seq;                       //  ALTERED, MISSING: the first seq at fault
+    uint64_t last;                      //  MISSING: the last absent seq
+    uint64_t checked;                   //  records whose hash was recomputed
+    uint64_t head;                      //  INTACT: the last seq
+    uint8_t head_hash [PB_CHAIN_SIZE];  //  INTACT: h(head)
+    char reason [256];                  //  a sentence on what was found
+} pb_chain_report_t;
+
+//  Walk the log in directory 'dir' from seq 1, read-only, and fill
+//  *report. Returns 0 when the walk could be done (report->status says
+//  how the log is), or PB_EIO when the log cannot be opened or read
+//  (status UNREADABLE, reason set).
+int
+    pb_chain_verify (const char *dir, pb_chain_report_t *report);
+
+//  Self test of this module
+void
+    pb_chain_test (bool verbose);
+
+#endif
