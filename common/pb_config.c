@@ -103,11 +103,32 @@ s_set (const pb_config_entry_t *entry, void *cfg, const char *text,
     return 0;
 }
 
+#define S_FILE_MAX (1024 * 1024)        //  a configuration file is small
+
+//  Parse a ZPL file. Not zconfig_load: czmq 4.2.1's leaks its zfile when
+//  the text does not parse (found by tests/fuzz/pb_fuzz_config; the input
+//  is corpus/config/regress-zconfig-leak). Returns NULL if the file cannot
+//  be read, is over S_FILE_MAX, or does not parse.
+static zconfig_t *
+s_parse_file (const char *filename)
+{
+    FILE *file = fopen (filename, "rb");
+    if (!file)
+        return NULL;
+    zconfig_t *root = NULL;
+    zchunk_t *chunk = zchunk_read (file, S_FILE_MAX + 1);
+    if (chunk && !ferror (file) && zchunk_size (chunk) <= S_FILE_MAX)
+        root = zconfig_chunk_load (chunk);
+    zchunk_destroy (&chunk);
+    fclose (file);
+    return root;
+}
+
 //  Apply every key of the table found in a ZPL file
 static int
 s_load_file (const pb_config_entry_t *table, void *cfg, const char *filename)
 {
-    zconfig_t *root = zconfig_load (filename);
+    zconfig_t *root = s_parse_file (filename);
     if (!root) {
         fprintf (stderr, "config: cannot read or parse '%s'\n", filename);
         return PB_CONFIG_BAD_FILE;

@@ -1,0 +1,112 @@
+/*  =========================================================================
+    pb_fuzz_envelope - the envelope decoder and every type's validator
+
+    Input: [type selector: 1 byte][envelope bytes]. The selector picks the
+    type frame: the catalogue type of index selector % (count + 1), or for
+    the last value the type named by the envelope itself (so a mismatch and
+    an unknown type are reached too). The bytes are decoded as a producer's
+    envelope; one that decodes is checked against its type's schema, as the
+    journal does, and one that validates is turned into its stored form,
+    which must decode again (stored form) and validate again, with the same
+    id, src and type. The raw bytes are also decoded as a stored envelope
+    (what a subscriber or the log reads) and peeked for a NAK's id.
+    =========================================================================
+*/
+#include "pb_fuzz.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pb_catalogue.h"
+#include "pb_envelope.h"
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    pb_limits_t limits = PB_LIMITS_DEFAULTS;
+    int count = pb_catalogue_count ();
+    int selector = data [0] % (count + 1);
+    const uint8_t *bytes = data + 1;
+    size_t bytes_size = size - 1;
+    char error [256];
+
+    //  The type frame: a catalogue name, or the envelope's own 'type'
+    const char *type = NULL;
+    size_t type_len = 0;
+    pb_envelope_t *env = NULL;
+    if (selector < count) {
+        type = pb_catalogue_name (selector);
+        type_len = strlen (type);
+    }
+    else
+    if (pb_envelope_decode (NULL, 0, bytes, bytes_size, PB_ENVELOPE_STORED,
+                            &limits, &env, error, sizeof error) == PB_NAK_NONE) {
+        //  A stored envelope carries its type: use it as the frame
+        type = env->type;
+        type_len = env->type_len;
+    }
+    else {
+        type = "fuzz.unknown";
+        type_len = strlen (type);
+    }
+    assert (env == NULL || env->type_index >= 0);
+
+    pb_envelope_t *ingest = NULL;
+    pb_nak_t nak = pb_envelope_decode (type, type_len, bytes, bytes_size,
+                                       PB_ENVELOPE_INGEST, &limits, &ingest,
+                                       error, sizeof error);
+    assert (strlen (error) < sizeof error);
+    if (nak != PB_NAK_NONE) {
+        assert (ingest == NULL);
+        const char *id = NULL;
+        size_t id_len = 0;
+        if (pb_envelope_peek_id (bytes, bytes_size, &limits, &id, &id_len))
+            assert (id >= (const char *) bytes && id_len >= 1 && id_len <= 128
+                    && id + id_len <= (const char *) bytes + bytes_size);
+    }
+    else {
+        assert (ingest && ingest->type_index >= 0);
+        assert (ingest->type_len == type_len
+                && memcmp (ingest->type, type, type_len) == 0);
+        assert (ingest->size == bytes_size);
+        if (pb_envelope_validate_data (ingest, error, sizeof error) == PB_NAK_NONE) {
+            //  The stored form of what validates must read back the same
+            uint8_t *stored = NULL;
+            size_t stored_size = 0;
+            int rc = pb_envelope_encode_stored (ingest, 123456789, 1735689600000,
+                                                &stored, &stored_size);
+            assert (rc == 0);
+            pb_envelope_t *back = NULL;
+            pb_limits_t stored_limits = limits;
+            stored_limits.max_size += 32;       //  seq and ts added
+            nak = pb_envelope_decode (type, type_len, stored, stored_size,
+                                      PB_ENVELOPE_STORED, &stored_limits, &back,
+                                      error, sizeof error);
+            assert (nak == PB_NAK_NONE);
+            assert (back->seq == 123456789 && back->ts == 1735689600000);
+            assert (back->id_len == ingest->id_len
+                    && memcmp (back->id, ingest->id, back->id_len) == 0);
+            assert (back->src_len == ingest->src_len
+                    && memcmp (back->src, ingest->src, back->src_len) == 0);
+            assert (back->type_index == ingest->type_index);
+            assert (pb_envelope_validate_data (back, error, sizeof error)
+                    == PB_NAK_NONE);
+            pb_envelope_destroy (&back);
+            free (stored);
+        }
+        else
+            assert (strlen (error) > 0);
+        pb_envelope_destroy (&ingest);
+    }
+    assert (ingest == NULL);
+
+    //  What a subscriber does with a stored event: decode, then validate
+    if (env) {
+        pb_envelope_validate_data (env, error, sizeof error);
+        pb_envelope_destroy (&env);
+    }
+    return 0;
+}
