@@ -3,14 +3,20 @@
 
     A log file is trusted less than it seems: a disk, a backup restored by
     hand or an operator's raw write can put anything under a seq. Input:
-    [flags: 1 byte][record][0xC1 0xC1][record]... Each record is written
-    with raw LMDB at seqs 1, 2, ... of the 'log' database of a fresh
-    environment (flag 1: the first key is 7 bytes, not 8; flag 2: the seqs
-    start at 2, a gap; flag 4: the meta 'now' value is 5 bytes, not 8).
+    [flags: 1 byte][record][0xC1 0xC1][record]... Each record is what
+    pb_log.h lays out before the hash ([type length][type][envelope]); the
+    target appends its hash chain (pb_chain_next) and writes the chain's
+    anchor in meta, as pb_log_append and pb_log_commit do, so that fuzzed
+    records get past pb_log_open's anchor check. Written with raw LMDB at
+    seqs 1, 2, ... of a fresh environment. Flags: 1, the first key is 7
+    bytes, not 8; 2, the seqs start at 2 (a gap); 4, the meta 'now' is 5
+    bytes, not 8; 8, the records are written as given, no hash appended;
+    16, no anchor; 32, the anchor's hash is off by one bit.
     Then the log is opened with pb_log_open and read from seq 1 with
-    pb_log_read, and every event it hands out is decoded and validated as
-    a stored envelope, as replay and the workers do. Whatever the bytes,
-    open and read return a code, and what an event hands out lies within
+    pb_log_read, every event it hands out is decoded and validated as a
+    stored envelope (as replay and the workers do), and the chain is
+    walked by pb_chain_verify (pbctl verify). Whatever the bytes, open,
+    read and verify return a code, and what an event hands out lies within
     the record it was read from (LMDB's pages are an mmap that ASan cannot
     guard, so this is checked by hand, against our copy of the records).
     =========================================================================
@@ -23,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pb_chain.h"
 #include "pb_envelope.h"
 #include "pb_log.h"
 
@@ -31,6 +38,8 @@
 typedef struct {
     const uint8_t *record [S_RECORDS_MAX];  //  the input's records (borrowed)
     size_t record_size [S_RECORDS_MAX];     //  their sizes
+    uint8_t *stored [S_RECORDS_MAX];        //  as written, hash included (owned)
+    size_t stored_size [S_RECORDS_MAX];     //  their sizes
     uint64_t first_seq;                     //  the seq of record 0
     size_t count;                           //  records written
     uint64_t expected;                      //  the next seq pb_log_read gives
@@ -70,8 +79,8 @@ s_read (const pb_log_event_t *event, void *arg)
     assert (event->seq >= fixture->first_seq);
     size_t index = (size_t) (event->seq - fixture->first_seq);
     assert (index < fixture->count);
-    const uint8_t *record = fixture->record [index];
-    size_t record_size = fixture->record_size [index];
+    const uint8_t *record = fixture->stored [index];
+    size_t record_size = fixture->stored_size [index];
     assert (event->type_len + event->size <= record_size);
     assert (s_within (record, record_size, event->type, event->type_len));
     assert (s_within (record, record_size, event->bytes, event->size));
@@ -121,13 +130,39 @@ s_write (s_fixture_t *fixture, uint8_t flags)
     assert (rc == 0);
     rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &meta);
     assert (rc == 0);
+    uint8_t chain [PB_CHAIN_SIZE] = { 0 };
+    uint64_t last = 0;
     for (size_t i = 0; i < fixture->count; i++) {
-        uint8_t seq [8];
-        s_put_be64 (seq, fixture->first_seq + i);
-        MDB_val key = { (i == 0 && (flags & 1))? 7: 8, seq };
-        MDB_val value = { fixture->record_size [i], (void *) fixture->record [i] };
+        uint64_t seq = fixture->first_seq + i;
+        uint8_t key_bytes [8];
+        s_put_be64 (key_bytes, seq);
+        MDB_val key = { (i == 0 && (flags & 1))? 7: 8, key_bytes };
+        size_t size = fixture->record_size [i];
+        uint8_t *value_bytes = (uint8_t *) malloc (size + PB_CHAIN_SIZE);
+        assert (value_bytes);
+        memcpy (value_bytes, fixture->record [i], size);
+        if (!(flags & 8)) {
+            pb_chain_next (chain, seq, value_bytes, size, chain);
+            memcpy (value_bytes + size, chain, PB_CHAIN_SIZE);
+            size += PB_CHAIN_SIZE;
+        }
+        //  The target's own copy of what is stored, for s_read's checks
+        fixture->stored [i] = value_bytes;
+        fixture->stored_size [i] = size;
+        MDB_val value = { size, value_bytes };
         rc = mdb_put (txn, log, &key, &value, 0);
         assert (rc == 0 || rc == MDB_BAD_VALSIZE);
+        last = seq;
+    }
+    if (!(flags & 16) && fixture->count) {
+        uint8_t anchor [8 + PB_CHAIN_SIZE];
+        s_put_be64 (anchor, last);
+        memcpy (anchor + 8, chain, PB_CHAIN_SIZE);
+        if (flags & 32)
+            anchor [8] ^= 1;
+        MDB_val key = { 5, "chain" }, value = { sizeof anchor, anchor };
+        rc = mdb_put (txn, meta, &key, &value, 0);
+        assert (rc == 0);
     }
     if (flags & 4) {
         MDB_val key = { 3, "now" }, value = { 5, "\x01\x02\x03\x04\x05" };
@@ -182,5 +217,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     else
         assert (log == NULL);
+    pb_chain_report_t report;
+    rc = pb_chain_verify (s_dir, &report);
+    assert (rc == 0 || report.status == PB_CHAIN_UNREADABLE);
+    assert (memchr (report.reason, 0, sizeof report.reason));
+    for (size_t i = 0; i < fixture.count; i++)
+        free (fixture.stored [i]);
     return 0;
 }
