@@ -604,11 +604,11 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
 {
     assert (rules && rules->name);
     const char *n = rules->name;
-    char paths [11][80];
-    const char *keys [11] = { "data_dir", "ingest", "fanout", "replay", "map_size",
+    char paths [13][80];
+    const char *keys [13] = { "data_dir", "ingest", "fanout", "replay", "map_size",
                               "batch_max", "credit", "window", "resend_ms",
-                              "replay_timeout_ms", "dump" };
-    for (int i = 0; i < 11; i++)
+                              "replay_timeout_ms", "dump", "rebuild", "rebuild_to" };
+    for (int i = 0; i < 13; i++)
         snprintf (paths [i], sizeof paths [i], "%s/%s", n, keys [i]);
     char data_dir [80], verbose_path [80];
     snprintf (data_dir, sizeof data_dir, "./var/%s", n);
@@ -636,6 +636,11 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
           offsetof (pb_worker_cfg_t, replay_timeout_ms), "re-ask a silent replay after" },
         { paths [10], PB_CONFIG_STR, "", 0, 0,
           offsetof (pb_worker_cfg_t, dump), "print the store in DIR and exit" },
+        { paths [11], PB_CONFIG_STR, "", 0, 0,
+          offsetof (pb_worker_cfg_t, rebuild),
+          "rebuild a store in DIR from the log, publishing nothing, and exit" },
+        { paths [12], PB_CONFIG_INT, "0", 0, INT64_MAX,
+          offsetof (pb_worker_cfg_t, rebuild_to), "rebuild through this seq (0: the head)" },
         { verbose_path, PB_CONFIG_BOOL, "false", 0, 0,
           offsetof (pb_worker_cfg_t, verbose), "debug log per message" },
         { NULL, 0, NULL, 0, 0, 0, NULL }
@@ -651,6 +656,11 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
     if (*cfg.dump) {
         zsys_set_logstream (stderr);    //  stdout carries the dump alone
         return pb_worker_dump (cfg.dump, stdout)? 1: 0;
+    }
+    if (*cfg.rebuild) {
+        zsys_set_logstream (stderr);    //  stdout carries the result alone
+        zsys_set_logident (n);
+        return pb_worker_rebuild (&cfg)? 1: 0;
     }
     char ident [80];
     snprintf (ident, sizeof ident, "pb-%s", n);

@@ -89,6 +89,8 @@ typedef struct {
     int64_t resend_ms;                  //  resend unACKed outbox after
     int64_t replay_timeout_ms;          //  re-ask a silent replay after
     char dump [PB_CONFIG_STR_MAX];      //  pb-<name> --dump DIR: print, exit
+    char rebuild [PB_CONFIG_STR_MAX];   //  pb-<name> --rebuild DIR: rebuild, exit
+    int64_t rebuild_to;                 //  ... through this seq (0: the head)
     bool verbose;                       //  debug log per message
     const pb_rules_t *rules;            //  the rules (borrowed, static)
 } pb_worker_cfg_t;
@@ -119,6 +121,41 @@ int
 //  are the same. Returns 0, PB_WORKER_STORE (cannot open; logged).
 int
     pb_worker_dump (const char *data_dir, FILE *out);
+
+//  Print the origins a rebuild recorded in the store in 'data_dir' (see
+//  pb_worker_rebuild): "<db> <key> <seq>" lines, db state or quarantine,
+//  the key spelled as pb_worker_dump spells it, seq the last event that
+//  wrote or deleted it. Nothing for a store that is not a rebuild's.
+//  Returns 0, PB_WORKER_STORE.
+int
+    pb_worker_dump_origin (const char *data_dir, FILE *out);
+
+//  Drop the origins of a rebuilt store in 'data_dir' (before it replaces
+//  a live one: the live worker does not keep them). Returns 0,
+//  PB_WORKER_STORE.
+int
+    pb_worker_forget_origin (const char *data_dir);
+
+//  How many notifications wait in the outbox of the store in 'data_dir'
+//  (read-only). Returns 0 and sets *count_p, or PB_WORKER_STORE.
+int
+    pb_worker_pending (const char *data_dir, size_t *count_p);
+
+//  Rebuild the store cfg->rebuild (new or empty) from the journal's log
+//  at cfg->replay, with no side effects: nothing is sent to ingest and no
+//  notification is kept for sending. First every notify.<name>.quarantined
+//  of this worker in the whole log is read, so that an event the log shows
+//  quarantined is quarantined again (with the logged reason) rather than
+//  applied, and an ops.redrive applies it where the log has it; then the
+//  events 1..cfg->rebuild_to (0: the head at start) are applied in batches
+//  of cfg->batch_max, recording the origin of every key. Progress goes to
+//  stderr when it is a terminal; one result line to stdout: "rebuilt
+//  <name> through=<seq> head=<head> quarantined=<n>". Returns 0,
+//  PB_ETIMEDOUT (the journal did not answer within replay_timeout_ms),
+//  PB_EPROTO (refused: rebuild_to beyond the head, an ERROR), PB_EINVAL
+//  (the store is not empty), or a store code.
+int
+    pb_worker_rebuild (const pb_worker_cfg_t *cfg);
 
 //  --------------------------------------------------------------------------
 //  The rules' view (pb_apply_t). Every call works inside the batch's write

@@ -25,6 +25,9 @@ struct _pb_worker_store_t {
     MDB_dbi meta;                       //  applied_seq, now
     MDB_dbi outbox;                     //  key -> type length, type, envelope
     MDB_dbi quarantine;                 //  seq (BE64) or nak/<id> -> {type, reason}
+    MDB_dbi origin;                     //  rebuild only: db letter + key -> seq
+    bool rebuild;                       //  a rebuild: no outbox, origins kept
+    zhashx_t *skips;                    //  cause "%llu" -> logged reason (owned)
     size_t map_size;                    //  current map size
     const pb_rules_t *rules;            //  (borrowed, static)
     uint64_t applied_seq;               //  as committed
@@ -126,6 +129,9 @@ pb_worker_store_open (const char *dir, size_t map_size,
     self->rules = rules;
     self->map_size = map_size;
     self->acked = zchunk_new (NULL, 0);
+    self->skips = zhashx_new ();
+    zhashx_set_destructor (self->skips, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_duplicator (self->skips, (zhashx_duplicator_fn *) strdup);
     MDB_txn *txn = NULL;
     int rc = 0;
     if (pb_private_dir (dir)) {         //  0700; logged there
@@ -134,7 +140,7 @@ pb_worker_store_open (const char *dir, size_t map_size,
     }
     rc = s_translate (mdb_env_create (&self->env), "env create");
     if (!rc)
-        rc = s_translate (mdb_env_set_maxdbs (self->env, 4), "set maxdbs");
+        rc = s_translate (mdb_env_set_maxdbs (self->env, 5), "set maxdbs");
     if (!rc)
         rc = s_translate (mdb_env_set_mapsize (self->env, map_size), "set mapsize");
     if (!rc)
@@ -191,6 +197,7 @@ pb_worker_store_destroy (pb_worker_store_t **self_p)
         if (self->env)
             mdb_env_close (self->env);
         zchunk_destroy (&self->acked);
+        zhashx_destroy (&self->skips);
         free (self);
         *self_p = NULL;
     }
@@ -243,6 +250,26 @@ s_ctx_fail (pb_apply_t *ctx, int rc)
     if (rc && rc != PB_ENOTFOUND && ctx->store_rc == 0)
         ctx->store_rc = rc;
     return rc;
+}
+
+//  In a rebuild, remember that event 'seq' wrote or deleted 'key' of the
+//  db named by 'db' ('s' state, 'q' quarantine), for pbctl rebuild to
+//  name the event behind a difference
+static int
+s_origin (pb_worker_store_t *self, MDB_txn *txn, char db, const void *key,
+          size_t key_size, uint64_t seq)
+{
+    if (!self->rebuild)
+        return 0;
+    uint8_t okey [S_KEY_MAX + 1];
+    uint8_t value [8];
+    if (key_size > S_KEY_MAX)
+        return 0;
+    okey [0] = (uint8_t) db;
+    memcpy (okey + 1, key, key_size);
+    s_put_be64 (value, seq);
+    MDB_val k = { key_size + 1, okey }, v = { 8, value };
+    return s_translate (mdb_put (txn, self->origin, &k, &v, 0), "origin put");
 }
 
 uint64_t
@@ -312,8 +339,10 @@ pb_apply_put (pb_apply_t *ctx, const char *key, const void *value, size_t size)
     MDB_val k = { strlen (key), (void *) key }, v = { size, (void *) value };
     if (k.mv_size == 0 || k.mv_size > S_KEY_MAX)
         return pb_apply_poison (ctx, "state key empty or over 511 bytes");
-    return s_ctx_fail (ctx, s_translate (
-        mdb_put (ctx->txn, ctx->store->state, &k, &v, 0), "put"));
+    int rc = s_translate (mdb_put (ctx->txn, ctx->store->state, &k, &v, 0), "put");
+    if (rc == 0)
+        rc = s_origin (ctx->store, ctx->txn, 's', key, k.mv_size, ctx->seq);
+    return s_ctx_fail (ctx, rc);
 }
 
 msgpack_packer *
@@ -339,6 +368,8 @@ pb_apply_del (pb_apply_t *ctx, const char *key)
     if (k.mv_size == 0 || k.mv_size > S_KEY_MAX)
         return 0;                       //  Cannot be stored, so absent
     int rc = s_translate (mdb_del (ctx->txn, ctx->store->state, &k, NULL), "del");
+    if (rc == 0)
+        rc = s_origin (ctx->store, ctx->txn, 's', key, k.mv_size, ctx->seq);
     return rc == PB_ENOTFOUND? 0: s_ctx_fail (ctx, rc);
 }
 
@@ -430,6 +461,10 @@ pb_apply_emit_end (pb_apply_t *ctx)
         return pb_apply_poison (ctx, "notification over the envelope size limit");
     ctx->env_buf.data [0] = (char) (type_len >> 8);
     ctx->env_buf.data [1] = (char) (type_len & 0xff);
+    if (ctx->store->rebuild) {
+        ctx->emitted++;                 //  Nothing is published by a rebuild
+        return 0;
+    }
     uint8_t key_bytes [PB_WORKER_KEY_SIZE];
     s_outbox_key (key_bytes, ctx->seq, index);
     MDB_val k = { sizeof key_bytes, key_bytes };
@@ -504,6 +539,8 @@ s_quarantine (pb_worker_store_t *self, MDB_txn *txn, uint64_t cause,
     MDB_val v = { ctx.put_buf.size, ctx.put_buf.data };
     int rc = s_translate (mdb_put (txn, self->quarantine, &k, &v, 0),
                           "quarantine put");
+    if (rc == 0)
+        rc = s_origin (self, txn, 'q', qkey, qkey_size, cause);
     char qtype [160];
     snprintf (qtype, sizeof qtype, "notify.%s.quarantined", self->rules->name);
     if (rc == 0 && strcmp (type, qtype) != 0) {
@@ -620,9 +657,60 @@ s_redrive (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *redrive,
             zsys_notice ("pb_worker: redriven seq=%" PRIu64, event->seq);
             rc = s_translate (mdb_del (txn, self->quarantine, &k, NULL),
                               "quarantine del");
+            if (rc == 0)
+                rc = s_origin (self, txn, 'q', qkey, 8, env->seq);
         }
     }
     pb_envelope_destroy (&event);
+    return rc;
+}
+
+//  The log is the record of the journal's refusals too: this worker's own
+//  notice of a refused notification (notify.<name>.quarantined with id
+//  "<name>/<cause>/<S_NAK_INDEX + i>") stores the "nak/<name>/<cause>/<i>"
+//  record that pb_worker_store_outbox_refuse wrote when the NAK came, so
+//  a store rebuilt from the log has it as the live one does (writing it
+//  again on the live store changes nothing: same key, same value).
+static int
+s_nak_record (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *env)
+{
+    const char *name = self->rules->name;
+    size_t name_len = strlen (name);
+    char qtype [160];
+    snprintf (qtype, sizeof qtype, "notify.%s.quarantined", name);
+    if (!pb_apply_type_is (env, qtype) || env->src_len != name_len
+    ||  memcmp (env->src, name, name_len) || env->id_len >= 160)
+        return 0;
+    char id [160];
+    memcpy (id, env->id, env->id_len);
+    id [env->id_len] = 0;
+    uint8_t key [PB_WORKER_KEY_SIZE];
+    if (!pb_worker_store_key_of (self, id, key))
+        return 0;
+    uint64_t cause = s_get_be64 (key);
+    uint32_t index = (uint32_t) (key [8] << 24 | key [9] << 16 | key [10] << 8 | key [11]);
+    char type [129], reason [4097];
+    if (index < S_NAK_INDEX
+    ||  !pb_apply_str (pb_msgpack_get (env->data, "type"), type, sizeof type)
+    ||  !pb_apply_str (pb_msgpack_get (env->data, "reason"), reason, sizeof reason))
+        return 0;
+    char qkey [200];
+    snprintf (qkey, sizeof qkey, "nak/%s/%" PRIu64 "/%" PRIu32, name, cause,
+              index - S_NAK_INDEX);
+    pb_apply_t ctx;
+    s_ctx_init (&ctx, self, txn, env->seq, self->now);
+    msgpack_packer *pk = pb_apply_put_begin (&ctx);
+    msgpack_pack_map (pk, 2);
+    s_pack_str (pk, "type");
+    s_pack_str (pk, type);
+    s_pack_str (pk, "reason");
+    s_pack_str (pk, reason);
+    MDB_val k = { strlen (qkey), qkey };
+    MDB_val v = { ctx.put_buf.size, ctx.put_buf.data };
+    int rc = s_translate (mdb_put (txn, self->quarantine, &k, &v, 0), "quarantine put");
+    if (rc == 0)
+        rc = s_origin (self, txn, 'q', qkey, strlen (qkey), env->seq);
+    s_ctx_fini (&ctx);
     return rc;
 }
 
@@ -651,12 +739,15 @@ s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
     }
     if (env->type_len == 11 && memcmp (env->type, "ops.redrive", 11) == 0)
         return s_redrive (self, txn, event, *now_p);
+    int rc = s_nak_record (self, txn, env);
+    if (rc)
+        return rc;
     if (event->poisoned)
         return s_quarantine (self, txn, event->seq, event->seq, *now_p,
                              event->type, event->error, qkey, 8, 0,
                              env->bytes, env->size);
     char reason [S_REASON_MAX + 1];
-    int rc = s_run_rules (self, txn, env, event->seq, *now_p, reason);
+    rc = s_run_rules (self, txn, env, event->seq, *now_p, reason);
     return rc == PB_WORKER_POISON? s_mark_poisoned (event, reason): rc;
 }
 
@@ -742,6 +833,15 @@ pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
     int rc = 0;
     int failures = 0;
     size_t poisons = 0;
+    //  Where the log shows an event quarantined by this worker, it is
+    //  quarantined again with the logged reason, not applied
+    for (size_t i = 0; i < count && zhashx_size (self->skips); i++) {
+        char seq [24];
+        snprintf (seq, sizeof seq, "%" PRIu64, events [i].seq);
+        const char *reason = (const char *) zhashx_lookup (self->skips, seq);
+        if (reason && events [i].seq > self->applied_seq && !events [i].poisoned)
+            s_mark_poisoned (&events [i], reason);
+    }
     while (true) {
         rc = s_try_batch (self, events, count);
         if (rc == PB_WORKER_POISON && poisons++ < count)
@@ -920,6 +1020,45 @@ pb_worker_store_key_of (pb_worker_store_t *self, const char *id, uint8_t *key)
 }
 
 //  --------------------------------------------------------------------------
+//  Rebuild
+
+int
+pb_worker_store_rebuild_mode (pb_worker_store_t *self)
+{
+    assert (self);
+    MDB_txn *txn = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "origin txn");
+    if (rc == 0)
+        rc = s_translate (mdb_dbi_open (txn, "origin", MDB_CREATE, &self->origin),
+                          "open origin");
+    if (rc == 0) {
+        rc = s_translate (mdb_txn_commit (txn), "origin commit");
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    if (rc == 0)
+        self->rebuild = true;
+    return rc;
+}
+
+void
+pb_worker_store_skip (pb_worker_store_t *self, uint64_t cause, const char *reason)
+{
+    assert (self && reason);
+    char seq [24];
+    snprintf (seq, sizeof seq, "%" PRIu64, cause);
+    zhashx_update (self->skips, seq, (void *) reason);
+}
+
+size_t
+pb_worker_store_skips (pb_worker_store_t *self)
+{
+    assert (self);
+    return zhashx_size (self->skips);
+}
+
+//  --------------------------------------------------------------------------
 //  Canonical dump
 
 static void
@@ -963,12 +1102,11 @@ s_dump_db (MDB_txn *txn, const char *name, FILE *out)
     return mrc == MDB_NOTFOUND? 0: s_translate (mrc, "dump next");
 }
 
-//  Read-only, so that a dump never creates or changes a store (an operator
-//  may point it at the wrong directory, or at a live worker's store)
-int
-pb_worker_dump (const char *data_dir, FILE *out)
+//  Open the store in 'data_dir' read-only, for the dumps. Returns 0 and
+//  sets *env_p and *txn_p, or PB_WORKER_STORE (logged).
+static int
+s_open_read (const char *data_dir, MDB_env **env_p, MDB_txn **txn_p)
 {
-    assert (data_dir && out);
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     char path [PB_CONFIG_STR_MAX + 16];
@@ -979,11 +1117,118 @@ pb_worker_dump (const char *data_dir, FILE *out)
     }
     int rc = s_translate (mdb_env_create (&env), "dump env");
     if (rc == 0)
-        rc = s_translate (mdb_env_set_maxdbs (env, 4), "dump maxdbs");
+        rc = s_translate (mdb_env_set_maxdbs (env, 5), "dump maxdbs");
     if (rc == 0)
         rc = s_translate (mdb_env_open (env, data_dir, MDB_RDONLY, 0600), "dump open");
     if (rc == 0)
         rc = s_translate (mdb_txn_begin (env, NULL, MDB_RDONLY, &txn), "dump txn");
+    if (rc) {
+        if (env)
+            mdb_env_close (env);
+        return PB_WORKER_STORE;
+    }
+    *env_p = env;
+    *txn_p = txn;
+    return 0;
+}
+
+int
+pb_worker_dump_origin (const char *data_dir, FILE *out)
+{
+    assert (data_dir && out);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int rc = s_open_read (data_dir, &env, &txn);
+    if (rc)
+        return rc;
+    MDB_dbi dbi;
+    MDB_cursor *cursor = NULL;
+    int mrc = mdb_dbi_open (txn, "origin", 0, &dbi);
+    if (mrc == 0)
+        mrc = mdb_cursor_open (txn, dbi, &cursor);
+    MDB_val k, v;
+    if (mrc == 0)
+        mrc = mdb_cursor_get (cursor, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        const uint8_t *p = (const uint8_t *) k.mv_data;
+        if (k.mv_size >= 2 && v.mv_size == 8) {
+            fprintf (out, "%s ", p [0] == 's'? "state": "quarantine");
+            s_dump_bytes (out, p + 1, k.mv_size - 1, true);
+            fprintf (out, " %" PRIu64 "\n", s_get_be64 (v.mv_data));
+        }
+        mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+    }
+    if (cursor)
+        mdb_cursor_close (cursor);
+    rc = mrc == MDB_NOTFOUND? 0: s_translate (mrc, "origin read");
+    mdb_txn_abort (txn);
+    mdb_env_close (env);
+    return rc? PB_WORKER_STORE: 0;
+}
+
+int
+pb_worker_forget_origin (const char *data_dir)
+{
+    assert (data_dir);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    int rc = s_translate (mdb_env_create (&env), "forget env");
+    if (rc == 0)
+        rc = s_translate (mdb_env_set_maxdbs (env, 5), "forget maxdbs");
+    if (rc == 0)
+        rc = s_translate (mdb_env_open (env, data_dir, 0, 0600), "forget open");
+    if (rc == 0)
+        rc = s_translate (mdb_txn_begin (env, NULL, 0, &txn), "forget txn");
+    if (rc == 0) {
+        int mrc = mdb_dbi_open (txn, "origin", 0, &dbi);
+        if (mrc == 0)
+            mrc = mdb_drop (txn, dbi, 1);
+        rc = mrc == MDB_NOTFOUND? 0: s_translate (mrc, "forget drop");
+    }
+    if (rc == 0) {
+        rc = s_translate (mdb_txn_commit (txn), "forget commit");
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    if (env)
+        mdb_env_close (env);
+    return rc? PB_WORKER_STORE: 0;
+}
+
+int
+pb_worker_pending (const char *data_dir, size_t *count_p)
+{
+    assert (data_dir && count_p);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int rc = s_open_read (data_dir, &env, &txn);
+    if (rc)
+        return rc;
+    MDB_dbi dbi;
+    MDB_stat stat;
+    *count_p = 0;
+    int mrc = mdb_dbi_open (txn, "outbox", 0, &dbi);
+    if (mrc == 0 && (mrc = mdb_stat (txn, dbi, &stat)) == 0)
+        *count_p = stat.ms_entries;
+    if (mrc == MDB_NOTFOUND)
+        mrc = 0;
+    rc = s_translate (mrc, "outbox stat");
+    mdb_txn_abort (txn);
+    mdb_env_close (env);
+    return rc? PB_WORKER_STORE: 0;
+}
+
+//  Read-only, so that a dump never creates or changes a store (an operator
+//  may point it at the wrong directory, or at a live worker's store)
+int
+pb_worker_dump (const char *data_dir, FILE *out)
+{
+    assert (data_dir && out);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int rc = s_open_read (data_dir, &env, &txn);
     if (rc == 0)
         rc = s_dump_db (txn, "meta", out);
     if (rc == 0)

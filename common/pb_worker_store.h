@@ -89,6 +89,26 @@ int
     pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
                                    const char *id, const char *reason);
 
+//  Make this store a rebuild's (pbctl rebuild): notifications are derived
+//  (so the rules run exactly as live) but never put in the outbox, and
+//  every state or quarantine key written or deleted records the seq of
+//  the event that did it in a fifth db, "origin" (pb_worker_dump_origin).
+//  Returns 0 or a store code.
+int
+    pb_worker_store_rebuild_mode (pb_worker_store_t *self);
+
+//  The log shows the event (or ops.redrive) at seq 'cause' quarantined by
+//  this worker with 'reason' (copied): when it comes, it is quarantined
+//  again with that reason instead of applied (EVENTS.md, "Every worker":
+//  a rebuild skips what the log shows quarantined).
+void
+    pb_worker_store_skip (pb_worker_store_t *self, uint64_t cause,
+                          const char *reason);
+
+//  How many causes pb_worker_store_skip holds
+size_t
+    pb_worker_store_skips (pb_worker_store_t *self);
+
 //  Parse a notification id "<name>/<cause>/<index>" into an outbox key.
 //  Returns false if it is not one of this worker's ids.
 bool

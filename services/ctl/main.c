@@ -19,6 +19,7 @@ static const s_command_t s_commands [] = {
     { "state",   pb_ctl_state,   "print a worker's state keys (read-only)" },
     { "up",      pb_ctl_up,      "run and supervise the journal and the workers" },
     { "verify",  pb_ctl_verify,  "walk the log's hash chain, name what is altered" },
+    { "rebuild", pb_ctl_rebuild, "rebuild a worker's store from the log, compare, swap" },
     { NULL, NULL, NULL }
 };
 

@@ -55,4 +55,8 @@ int
 int
     pb_ctl_verify (int argc, char *argv []);
 
+//  rebuild WORKER: rebuild from the log, compare with the live store, swap
+int
+    pb_ctl_rebuild (int argc, char *argv []);
+
 #endif

@@ -53,15 +53,16 @@ pb_journal_clock (pb_journal_t *self)
 //  --------------------------------------------------------------------------
 //  Admission: PROTOCOL.md's table up to bad_data, before any transaction
 
-//  'unauthorized': sys. and ops. types come from nobody on ingest; a
-//  notification only from its owner; and an owner's src (journal, ops,
-//  a worker) publishes nothing but its own types, so that no producer can
-//  take ids in a namespace the journal or a worker derives ids in.
+//  'unauthorized': sys. types come from nobody on ingest; ops. types
+//  (operators' actions, pbctl) and notifications only from their owner;
+//  and an owner's src (journal, ops, a worker) publishes nothing but its
+//  own types, so that no producer can take ids in a namespace the journal
+//  or a worker derives ids in.
 static pb_nak_t
 s_authorize (pb_journal_t *self, const pb_envelope_t *env, char *error)
 {
     const char *owner = pb_catalogue_owner (env->type_index);
-    if (owner && (streq (owner, "journal") || streq (owner, "ops"))) {
+    if (owner && streq (owner, "journal")) {
         snprintf (error, PB_JOURNAL_ERROR_MAX, "type: %s is not accepted on ingest",
                   pb_catalogue_name (env->type_index));
         return PB_NAK_UNAUTHORIZED;

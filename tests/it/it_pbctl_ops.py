@@ -1,0 +1,302 @@
+#!/usr/bin/python3
+"""it_pbctl_ops - pbctl's operator subcommands against real processes
+
+pb-journal --clock manual and pb-nac on free ports and temp dirs; pbctl run
+as a process the way an operator runs it; what it says is checked against
+what the journal and the stores hold, read with the harness's own client
+(pbtest.Replayer) and mdb tools, never with pbctl:
+
+  rebuild     same as the live store (exit 0), and ops.rebuild logged with
+              src ops and by; a store tampered with by a raw LMDB write
+              (mdb_load) is found: the key is named with both values and
+              the event that last wrote it (exit 1); --swap refused while
+              the worker runs and when the stores differ, --swap --force
+              on the stopped worker restores it (then same); usage errors
+  skip        an event the log shows quarantined by nac (a notice logged
+              under src nac) is quarantined by the rebuild, not applied,
+              so the rebuild differs from the live store that applied it;
+              after an ops.redrive in the log the rebuild applies it there
+              and agrees again
+  ops auth    ops.* accepted on ingest only from src ops
+
+Run: /usr/bin/python3 tests/it/it_pbctl_ops.py --bin-dir BUILD
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pbtest  # noqa: E402
+import system  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGISTRY = os.path.join(HERE, "..", "..", "deploy", "registry.jsonl")
+DEMO = os.path.join(HERE, "..", "..", "deploy", "demo.jsonl")
+
+
+def check_sanitizer(stderr):
+    text = stderr.decode("utf-8", "replace")
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:"):
+        if marker in text:
+            pbtest.SANITIZER_REPORTS.append(text[text.find(marker):][:2000])
+            raise AssertionError("sanitizer report from pbctl:\n%s" % text[:2000])
+
+
+class Ctl:
+    def __init__(self, binary, journal):
+        self.binary = binary
+        self.journal = journal
+
+    def run(self, sub, *args, stdin=None, timeout=120, env=None):
+        j = self.journal
+        argv = [self.binary, sub, "--ingest", j.ingest, "--fanout", j.fanout,
+                "--replay", j.replay] + list(args)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = subprocess.run(argv, input=stdin, capture_output=True,
+                              timeout=timeout, env=full_env)
+        check_sanitizer(proc.stderr)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def json(self, sub, *args, **kw):
+        rc, out, err = self.run(sub, "--json", *args, **kw)
+        lines = [json.loads(l) for l in out.decode().splitlines() if l.strip()]
+        return rc, lines, err
+
+
+def log(journal, frm=1, to=None, prefixes=None):
+    with pbtest.Replayer(journal, timeout=30) as r:
+        events, end, _ = r.replay(frm, to=to, prefixes=prefixes)
+    return events
+
+
+def head(journal):
+    with pbtest.Replayer(journal) as r:
+        return r.status()["head"]
+
+
+def publish_file(ctl, path):
+    with open(path, "rb") as f:
+        rc, out, err = ctl.run("publish", stdin=f.read())
+    assert rc == 0, (rc, out[-500:], err[-500:])
+
+
+def wait_caught_up(worker, journal, timeout=60):
+    system.wait_quiescent(journal, [worker], timeout=timeout, stable=0.5)
+
+
+def ops_events(journal, type_):
+    return [e for e in log(journal, prefixes=[type_])]
+
+
+# ---------------------------------------------------------------------------
+
+
+def check_ops_auth(ctl, journal):
+    with pbtest.Producer(journal) as p:
+        kind, body = p.publish(pbtest.envelope(
+            "ops.redrive", "ops-auth-1", "it", {"worker": "nac", "seq": 1}))
+        assert kind == "NAK" and body["code"] == "unauthorized", body
+        kind, body = p.publish(pbtest.envelope(
+            "ops.rebuild", "ops-auth-2", "ops",
+            {"worker": "nac", "by": "it", "through": 0, "result": "same"}))
+        assert kind == "ACK", body
+        kind, body = p.publish(pbtest.envelope(
+            "ops.rebuild", "ops-auth-3", "ops",
+            {"worker": "nac", "by": "it", "through": 0, "result": "maybe"}))
+        assert kind == "NAK" and body["code"] == "bad_data", body
+
+
+def check_rebuild_same(ctl, journal, nac):
+    wait_caught_up(nac, journal)
+    before = head(journal)
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir,
+                            env={"USER": "op-alice"})
+    assert rc == 0, (rc, out, err[-800:])
+    [res] = out
+    assert res["result"] == "same" and res["worker"] == "nac", res
+    assert res["through"] >= before - 1 and not res["swapped"], res
+    [ev] = log(journal, res["logged"], res["logged"])
+    assert ev[1] == "ops.rebuild", ev
+    env = ev[2]
+    assert env["src"] == "ops" and env["data"]["by"] == "op-alice", env
+    assert env["data"]["worker"] == "nac" and env["data"]["result"] == "same", env
+    assert env["data"]["through"] == res["through"], env
+    # text output for people
+    rc, text, err = ctl.run("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 0 and b"same as a rebuild" in text, (rc, text, err[-500:])
+    # nothing but ops.rebuild was appended: no rebuilt notification
+    types = [e[1] for e in log(journal, before + 1)]
+    assert all(t in ("ops.rebuild",) or not t.startswith("notify.") for t in types), types
+    # no leftover rebuild directory
+    parent = os.path.dirname(nac.store_dir)
+    assert not [d for d in os.listdir(parent) if ".rebuild." in d], os.listdir(parent)
+
+
+def check_rebuild_usage(ctl, nac):
+    for argv in (["rebuild"], ["rebuild", "journal"], ["rebuild", "nac", "--force"],
+                 ["rebuild", "nac", "--bin", "/nonexistent/pb-nac"],
+                 ["rebuild", "nac", "--what"]):
+        rc, out, err = ctl.run(*argv)
+        assert rc == 2, (argv, rc, err)
+    rc, out, err = ctl.run("rebuild", "nac", "--dir", "/nonexistent/store")
+    assert rc == 1 and b"no readable store" in err, (rc, err)
+    rc, out, err = ctl.run("rebuild", "--help")
+    assert rc == 0 and b"Usage: pbctl rebuild" in out and b"Exit codes" in out
+
+
+def mdb_put(store, db, key, value_hex):
+    """A raw LMDB write into the live store, as a hand or a bug would"""
+    escaped = "".join("\\" + value_hex[i:i + 2] for i in range(0, len(value_hex), 2))
+    text = "%s\n%s\n" % (key, escaped)
+    proc = subprocess.run(["mdb_load", "-T", "-s", db, store], input=text.encode(),
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
+def mdb_get(store, db, key):
+    proc = subprocess.run(["mdb_dump", "-p", "-s", db, store], capture_output=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    for i, line in enumerate(lines):
+        if line == " " + key:
+            return lines[i + 1][1:]
+    return None
+
+
+def state_keys(store):
+    proc = subprocess.run(["mdb_dump", "-p", "-s", "state", store],
+                          capture_output=True, timeout=30)
+    lines = proc.stdout.decode().splitlines()
+    start = lines.index("HEADER=END") + 1
+    return [l[1:] for l in lines[start:-1:2]]
+
+
+def check_rebuild_tampered(ctl, journal, nac):
+    wait_caught_up(nac, journal)
+    keys = state_keys(nac.store_dir)
+    key = next(k for k in keys if "demo-cpe-GEO" in k)
+    # --swap refused while the worker runs
+    rc, out, err = ctl.run("rebuild", "nac", "--dir", nac.store_dir, "--swap")
+    assert rc == 1 and b"worker is running" in err, (rc, out, err[-500:])
+    nac.term()
+    mdb_put(nac.store_dir, "state", key, "c0")          # msgpack nil
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 1, (rc, out, err[-800:])
+    [res] = out
+    assert res["result"] == "differs" and res["db"] == "state" and res["key"] == key, res
+    assert res["live"] is None and res["rebuilt"] is not None, res
+    cause = res["cause"]
+    [ev] = log(journal, cause, cause)
+    assert ev[1].startswith("nac.") and ev[2]["data"].get("proposal") == "demo-cpe-GEO", ev
+    assert res["cause_type"] == ev[1], res
+    [logged] = log(journal, res["logged"], res["logged"])
+    assert logged[1] == "ops.rebuild" and logged[2]["data"]["result"] == "differs"
+    assert logged[2]["data"]["key"] == "state " + key and logged[2]["data"]["cause"] == cause
+    # text output names it too
+    rc, text, err = ctl.run("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 1 and key.encode() in text and b"made by seq %d" % cause in text, text
+    # --swap without --force refuses a store that differs
+    rc, out, err = ctl.run("rebuild", "nac", "--dir", nac.store_dir, "--swap")
+    assert rc == 1 and b"not swapped" in err, (rc, err[-500:])
+    assert mdb_get(nac.store_dir, "state", key) == "\\c0"
+    # --swap --force restores the store from the log
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir, "--swap", "--force")
+    assert rc == 1 and out[0]["swapped"], (rc, out, err[-500:])
+    assert mdb_get(nac.store_dir, "state", key) != "\\c0"
+    assert os.path.exists(os.path.join(nac.store_dir, "data.mdb.pre-rebuild"))
+    swaps = ops_events(journal, "ops.swap")
+    assert swaps and swaps[-1][2]["data"]["result"] == "differs", swaps
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 0 and out[0]["result"] == "same", (rc, out, err[-500:])
+    # the swapped-in store serves the worker
+    nac.start()
+    with pbtest.Producer(journal) as p:
+        kind, body = p.publish(pbtest.envelope(
+            "registry.ally", "ally-after-swap", "registry",
+            {"country": "SWP", "name": "Swap", "joined": "2020-01-01"}))
+        assert kind == "ACK", body
+    wait_caught_up(nac, journal)
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 0 and out[0]["result"] == "same", (rc, out, err[-500:])
+
+
+def check_rebuild_skips_quarantined(ctl, journal, nac):
+    """The log is the record: a notice of nac's quarantine makes the
+    rebuild quarantine that event; an ops.redrive makes it apply it."""
+    wait_caught_up(nac, journal)
+    with pbtest.Producer(journal) as p:
+        kind, body = p.publish(pbtest.envelope(
+            "registry.ally", "ally-QQQ", "registry",
+            {"country": "QQQ", "name": "Quarantined", "joined": "2021-01-01"}))
+        assert kind == "ACK", body
+        s = body["seq"]
+        # What an older nac would have logged had it refused seq s
+        notice = {"id": "nac/%d/0" % s, "src": "nac", "type": "notify.nac.quarantined",
+                  "cause": s, "data": {"seq": s, "type": "registry.ally",
+                                       "reason": "simulated: older rules refused it"}}
+        kind, body = p.publish(notice)
+        assert kind == "ACK", body
+    wait_caught_up(nac, journal)
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir, "--keep")
+    assert rc == 1, (rc, out, err[-800:])
+    [res] = out
+    # the live worker applied seq s, the rebuild did not
+    assert res["db"] == "state" and "QQQ" in res["key"], res
+    assert res["rebuilt"] is None and res["cause"] is None, res
+    kept = err.decode().split("rebuilt store kept in ")[1].split()[0]
+    try:
+        assert mdb_get(kept, "quarantine", "%016x" % s) is None  # key is binary
+        dump = system.dump_store(nac.binary, kept).decode()
+        line = [l for l in dump.splitlines() if l.startswith("quarantine %016x " % s)]
+        assert line, dump[-2000:]
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+    # the operator redrives it: the rebuild applies it at the redrive
+    rc, out, err = ctl.run("publish", stdin=json.dumps(
+        {"id": "redrive-QQQ", "src": "ops", "type": "ops.redrive",
+         "data": {"worker": "nac", "seq": s}}).encode())
+    assert rc == 0, (out, err)
+    wait_caught_up(nac, journal)
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 0 and out[0]["result"] == "same", (rc, out, err[-800:])
+
+
+def main():
+    args = pbtest.parse_args()
+    ctl_binary = os.path.join(args.bin_dir, "services", "ctl", "pbctl")
+    nac_binary = system.find_worker(args.bin_dir, "nac")
+    results = pbtest.Results("it_pbctl_ops")
+    with pbtest.Journal(args.journal, options={"heartbeat-interval": 200},
+                        log_name="pb-journal-ops") as journal:
+        journal.start()
+        ctl = Ctl(ctl_binary, journal)
+        nac = system.Worker("nac", nac_binary, journal)
+        try:
+            nac.start()
+            publish_file(ctl, REGISTRY)
+            publish_file(ctl, DEMO)
+            results.run("ops.* on ingest only from src ops", check_ops_auth, ctl, journal)
+            results.run("rebuild: usage and missing store", check_rebuild_usage, ctl, nac)
+            results.run("rebuild: same as live, ops.rebuild logged, nothing published",
+                        check_rebuild_same, ctl, journal, nac)
+            results.run("rebuild: a raw LMDB write is named with its event; "
+                        "--swap refused running or differing, --force restores",
+                        check_rebuild_tampered, ctl, journal, nac)
+            results.run("rebuild: skips what the log shows quarantined, "
+                        "applies it at ops.redrive",
+                        check_rebuild_skips_quarantined, ctl, journal, nac)
+        finally:
+            nac.close()
+    results.finish()
+
+
+if __name__ == "__main__":
+    main()
