@@ -783,6 +783,14 @@ static const s_test_case_t s_valid [] = {
       " 'effectiveness': 5, 'comment': ''}", NULL },
     { "sys.tick", "{'now': 1700000000000}", NULL },
     { "ops.redrive", "{'worker': 'cpe', 'seq': 42}", NULL },
+    { "ops.redrive", "{'worker': 'cpe', 'seq': 42, 'by': 'alice'}", NULL },
+    { "ops.rebuild", "{'worker': 'nac', 'by': 'alice', 'through': 0, 'result': 'same'}", NULL },
+    { "ops.rebuild", "{'worker': 'nac', 'by': 'alice', 'through': 9, 'result': 'differs',"
+      " 'key': 'state proposal/p-1', 'cause': 7}", NULL },
+    { "ops.swap", "{'worker': 'activity', 'by': 'alice', 'through': 9, 'result': 'differs'}", NULL },
+    { "ops.import", "{'by': 'alice', 'file': 'log.pbx', 'from': 1, 'through': 100}", NULL },
+    { "ops.replay", "{'by': 'alice', 'to': 'tcp://test:7701', 'from': 1, 'through': 9,"
+      " 'events': 4}", NULL },
     { "notify.nac.rejected", "{'proposal': 'p-1', 'reason': 'standing_objection'}", NULL },
     { "notify.nac.adopted", "{'proposal': 'p-6', 'action': {'kind': 'accession',"
       " 'country': 'SWE', 'effective': '2024-03-07'}, 'adopted_at': 1709769600000}", NULL },
@@ -943,6 +951,12 @@ static const s_test_case_t s_invalid [] = {
     { "ops.redrive", "{'worker': 'journal', 'seq': 1}",
       "data.worker: 'journal' is not one of nac, cpe, activity" },
     { "ops.redrive", "{'worker': 'nac', 'seq': 0}", "data.seq: 0 is below the minimum 1" },
+    { "ops.rebuild", "{'worker': 'nac', 'by': 'alice', 'through': 1, 'result': 'maybe'}",
+      "data.result: 'maybe' is not one of same, differs" },
+    { "ops.swap", "{'worker': 'nac', 'through': 1, 'result': 'same'}", "data.by: missing" },
+    { "ops.import", "{'by': 'alice', 'file': 'f', 'from': 0, 'through': 1}",
+      "data.from: 0 is below the minimum 1" },
+    { "ops.replay", "{'by': 'alice', 'to': 'x', 'from': 1, 'through': 1}", "data.events: missing" },
     //  Notifications
     { "notify.nac.rejected", "{'proposal': 'p', 'reason': 'late'}", "data.reason: 'late' is not one "
       "of invalid_action, duplicate_proposal, standing_objection, not_an_ally, unknown_proposal, "
@@ -1041,6 +1055,8 @@ pb_catalogue_test (bool verbose)
         { "cpe.volunteer", NULL }, { "cpe.handover", NULL },
         { "activity.registered", NULL }, { "activity.feedback", NULL },
         { "sys.tick", "journal" }, { "ops.redrive", "ops" },
+        { "ops.rebuild", "ops" }, { "ops.swap", "ops" },
+        { "ops.import", "ops" }, { "ops.replay", "ops" },
         { "notify.nac.rejected", "nac" }, { "notify.nac.adopted", "nac" },
         { "notify.nac.blocked", "nac" }, { "notify.nac.silence_broken", "nac" },
         { "notify.nac.quarantined", "nac" }, { "notify.cpe.assigned", "cpe" },
