@@ -552,7 +552,7 @@ void
 pb_registry_test (bool verbose)
 {
     printf (" * pb_registry: ");
-    static const pb_rules_t rules = { "regtest", s_test_apply };
+    static const pb_rules_t rules = { .name = "regtest", .apply = s_test_apply };
     char dir [] = "/tmp/pb_registry_test_XXXXXX";
     assert (mkdtemp (dir));
     pb_worker_local_t *w = NULL;

@@ -12,6 +12,7 @@
     =========================================================================
 */
 #include "pb_worker_store.h"
+#include "pb_worker_metrics.h"
 #include "pb_crash.h"
 #include "pb_sock.h"
 #include "pb_wire.h"
@@ -45,6 +46,9 @@ typedef struct {
     int64_t ack_at;                     //  delete held ACKed keys by (mono ms)
     bool verbose;                       //  debug per message
     int exit_status;                    //  what the actor reports at the end
+    pb_metrics_t *metrics;              //  /metrics and /health, or NULL (owned)
+    pb_worker_progress_t progress;      //  what the snapshots report
+    int64_t metrics_at;                 //  next snapshot (mono ms)
 } s_worker_t;
 
 const char *
@@ -244,6 +248,9 @@ s_on_replay (s_worker_t *self)
         &&  (rc = s_batch_flush (self)) == 0) {
             self->replaying = false;
             s_sub_poll (self, true);
+            self->progress.caught_up |= end.head <= pb_worker_store_applied_seq (self->store);
+            self->progress.head = end.head > self->progress.head? end.head: self->progress.head;
+            self->progress.heard_at = zclock_mono ();
             if (end.head < pb_worker_store_applied_seq (self->store))
                 zsys_error ("pb_worker: store is ahead of the log applied_seq=%"
                             PRIu64 " head=%" PRIu64 " (wrong journal or data_dir?)",
@@ -281,9 +288,12 @@ s_on_sub (s_worker_t *self)
             uint64_t head = 0;
             int64_t ts = 0;
             if (pb_wire_heartbeat_decode (zframe_data (body), zframe_size (body),
-                                          &head, &ts, NULL, 0) == 0
-            &&  head > self->batch_last)
-                gap = true;
+                                          &head, &ts, NULL, 0) == 0) {
+                gap = head > self->batch_last;
+                self->progress.head = head;
+                self->progress.head_ts = ts;
+                self->progress.heard_at = zclock_mono ();
+            }
         }
         else
         if (zmsg_size (msg) == 2) {
@@ -375,12 +385,14 @@ s_on_ingest (s_worker_t *self)
             self->inflight = self->inflight > 0? self->inflight - 1: 0;
             self->progress_at = zclock_mono ();
             self->backoff = 100;
+            self->progress.acked++;
         }
         else
         if (command == PB_WIRE_NAK
         &&  pb_wire_nak_decode (zframe_data (body), zframe_size (body), &nak, NULL, 0) == 0) {
             self->inflight = self->inflight > 0? self->inflight - 1: 0;
             if (nak.code == PB_NAK_UNAVAILABLE) {
+                self->progress.unavailable++;
                 zsys_warning ("pb_worker: journal unavailable, resend in %" PRId64 " ms",
                               self->backoff);
                 rc = s_outbox_rewind (self, self->backoff);
@@ -401,6 +413,7 @@ s_on_ingest (s_worker_t *self)
                           pb_nak_code (nak.code), nak.error);
                 zsys_warning ("pb_worker: notification refused id=%s code=%s",
                               nak.id, pb_nak_code (nak.code));
+                self->progress.refused++;
                 rc = pb_worker_store_outbox_refuse (self->store, key, nak.id, reason);
                 //  Its quarantine notice may sort before what was sent
                 if (rc == 0)
@@ -462,6 +475,7 @@ s_worker_destroy (s_worker_t **self_p)
     zsock_destroy (&self->ingest);
     zsock_destroy (&self->replay);
     zchunk_destroy (&self->acked);
+    pb_metrics_destroy (&self->metrics);
     pb_worker_store_destroy (&self->store);
     free (self);
     *self_p = NULL;
@@ -501,6 +515,9 @@ s_worker_open (const pb_worker_cfg_t *cfg, zsock_t *pipe, s_worker_t **self_p)
         if (!self->sub || !self->ingest || !self->replay)
             rc = PB_EINVAL;
     }
+    self->progress.name = self->name;
+    if (rc == 0 && *cfg->metrics)
+        rc = pb_metrics_open (cfg->metrics, self->name, &self->metrics)? PB_EINVAL: 0;
     if (rc == 0)
         self->poller = zpoller_new (pipe, self->ingest, self->replay, NULL);
     if (rc)
@@ -545,6 +562,16 @@ s_on_timers (s_worker_t *self)
     if (rc) {
         self->exit_status = rc;
         return -1;
+    }
+    if (self->metrics && now >= self->metrics_at) {
+        self->progress.replaying = self->replaying;
+        self->progress.inflight = self->inflight;
+        rc = pb_worker_metrics_publish (self->metrics, self->store, &self->progress);
+        self->metrics_at = now + 1000;
+        if (rc) {
+            self->exit_status = rc;
+            return -1;
+        }
     }
     if (!self->inflight && now >= self->resend_at)
         return s_outbox_pump (self);
@@ -604,11 +631,12 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
 {
     assert (rules && rules->name);
     const char *n = rules->name;
-    char paths [13][80];
-    const char *keys [13] = { "data_dir", "ingest", "fanout", "replay", "map_size",
+    char paths [14][80];
+    const char *keys [14] = { "data_dir", "ingest", "fanout", "replay", "map_size",
                               "batch_max", "credit", "window", "resend_ms",
-                              "replay_timeout_ms", "dump", "rebuild", "rebuild_to" };
-    for (int i = 0; i < 13; i++)
+                              "replay_timeout_ms", "dump", "rebuild", "rebuild_to",
+                              "metrics" };
+    for (int i = 0; i < 14; i++)
         snprintf (paths [i], sizeof paths [i], "%s/%s", n, keys [i]);
     char data_dir [80], verbose_path [80];
     snprintf (data_dir, sizeof data_dir, "./var/%s", n);
@@ -641,6 +669,8 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
           "rebuild a store in DIR from the log, publishing nothing, and exit" },
         { paths [12], PB_CONFIG_INT, "0", 0, INT64_MAX,
           offsetof (pb_worker_cfg_t, rebuild_to), "rebuild through this seq (0: the head)" },
+        { paths [13], PB_CONFIG_STR, "", 0, 0, offsetof (pb_worker_cfg_t, metrics),
+          "HOST:PORT serving HTTP /metrics and /health; empty: off" },
         { verbose_path, PB_CONFIG_BOOL, "false", 0, 0,
           offsetof (pb_worker_cfg_t, verbose), "debug log per message" },
         { NULL, 0, NULL, 0, 0, 0, NULL }
@@ -902,7 +932,7 @@ void
 pb_worker_test (bool verbose)
 {
     printf (" * pb_worker: ");
-    static const pb_rules_t rules = { "wtest", s_test_apply };
+    static const pb_rules_t rules = { .name = "wtest", .apply = s_test_apply };
     const char *countries [] = { "FRA", "DEU", "ITA", "XXX", "ESP", "PRT" };
     char dir [] = "/tmp/pb_worker_test_XXXXXX";
     assert (mkdtemp (dir));

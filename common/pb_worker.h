@@ -71,9 +71,14 @@ typedef struct _pb_apply_t pb_apply_t;
 //  fail again the same way (rolled back and quarantined), or passes on a
 //  store code from a pb_apply_* call (the batch is retried, then the
 //  worker exits for its supervisor).
+//  'gauges' (optional, NULL for none) reports the rules' business gauges
+//  for /metrics with pb_apply_gauge, once per snapshot, in a READ-ONLY
+//  transaction outside any event (get, load and scan work; put, del and
+//  emit fail). It returns 0 or a store code.
 typedef struct {
     const char *name;                   //  "nac" (borrowed, static)
     int (*apply) (pb_apply_t *ctx, const pb_envelope_t *event);
+    int (*gauges) (pb_apply_t *ctx);
 } pb_rules_t;
 
 //  Configuration, one section per worker ("nac/data_dir", ...)
@@ -91,6 +96,7 @@ typedef struct {
     char dump [PB_CONFIG_STR_MAX];      //  pb-<name> --dump DIR: print, exit
     char rebuild [PB_CONFIG_STR_MAX];   //  pb-<name> --rebuild DIR: rebuild, exit
     int64_t rebuild_to;                 //  ... through this seq (0: the head)
+    char metrics [PB_CONFIG_STR_MAX];   //  HTTP HOST:PORT of /metrics, or ""
     bool verbose;                       //  debug log per message
     const pb_rules_t *rules;            //  the rules (borrowed, static)
 } pb_worker_cfg_t;
@@ -156,6 +162,24 @@ int
 //  (the store is not empty), or a store code.
 int
     pb_worker_rebuild (const pb_worker_cfg_t *cfg);
+
+//  What a store holds, for pbctl status and /metrics
+typedef struct {
+    uint64_t applied_seq;               //  last seq applied
+    int64_t now;                        //  log time of the last sys.tick applied
+    uint64_t state_keys;                //  entries of state
+    uint64_t quarantined;               //  entries of quarantine (events, refusals)
+    uint64_t outbox;                    //  notifications not yet ACKed
+    uint64_t file_bytes;                //  size of data.mdb
+    uint64_t map_bytes;                 //  LMDB map size
+    uint64_t used_bytes;                //  pages in use (up to the last page)
+} pb_worker_stats_t;
+
+//  Read the statistics of the store in 'data_dir', read-only (a running
+//  worker's store too). Returns 0, or PB_WORKER_STORE (no store there,
+//  or unreadable; logged).
+int
+    pb_worker_stats (const char *data_dir, pb_worker_stats_t *stats);
 
 //  --------------------------------------------------------------------------
 //  The rules' view (pb_apply_t). Every call works inside the batch's write
@@ -243,6 +267,12 @@ int
 //  size - 1 bytes.
 bool
     pb_apply_str (const msgpack_object *obj, char *buf, size_t size);
+
+//  From a rules' gauges function: report gauge 'name' (a Prometheus
+//  metric name, the rules' constant) with its one-line 'help'
+void
+    pb_apply_gauge (pb_apply_t *ctx, const char *name, const char *help,
+                    double value);
 
 //  True if the event's type is exactly 'type' (nul-terminated)
 bool

@@ -52,6 +52,8 @@ struct _pb_apply_t {
     msgpack_packer emit_pk;
     msgpack_sbuffer env_buf;            //  the envelope being built (owned)
     msgpack_zone zone;                  //  pb_apply_load's objects (owned)
+    pb_worker_gauge_fn *gauge_fn;       //  pb_apply_gauge's target, or NULL
+    void *gauge_arg;                    //  its argument (borrowed)
 };
 
 //  The only place where MDB codes become pb_worker codes, and so the only
@@ -1261,4 +1263,118 @@ pb_apply_pack_str (msgpack_packer *pk, const char *text)
     size_t len = strlen (text);
     msgpack_pack_str (pk, len);
     msgpack_pack_str_body (pk, text, len);
+}
+
+//  --------------------------------------------------------------------------
+//  Statistics and gauges (pbctl status, /metrics)
+
+static int
+s_stats (MDB_env *env, MDB_txn *txn, const char *dir, pb_worker_stats_t *stats)
+{
+    memset (stats, 0, sizeof *stats);
+    MDB_envinfo info;
+    MDB_stat env_stat;
+    mdb_env_info (env, &info);
+    mdb_env_stat (env, &env_stat);
+    stats->map_bytes = info.me_mapsize;
+    stats->used_bytes = (uint64_t) (info.me_last_pgno + 1) * env_stat.ms_psize;
+    char path [PB_CONFIG_STR_MAX + 16];
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    ssize_t file_size = zsys_file_size (path);
+    stats->file_bytes = file_size > 0? (uint64_t) file_size: 0;
+    const char *names [] = { "state", "quarantine", "outbox", "meta" };
+    uint64_t *counts [] = { &stats->state_keys, &stats->quarantined, &stats->outbox, NULL };
+    for (size_t i = 0; i < 4; i++) {
+        MDB_dbi dbi;
+        int mrc = mdb_dbi_open (txn, names [i], 0, &dbi);
+        if (mrc == MDB_NOTFOUND)
+            continue;                   //  An absent database is empty
+        int rc = s_translate (mrc, "stats dbi");
+        if (rc)
+            return rc;
+        MDB_stat st;
+        if (counts [i] && mdb_stat (txn, dbi, &st) == 0)
+            *counts [i] = st.ms_entries;
+        MDB_val key = { 11, "applied_seq" }, val;
+        if (!counts [i] && mdb_get (txn, dbi, &key, &val) == 0 && val.mv_size == 8)
+            stats->applied_seq = s_get_be64 (val.mv_data);
+        key = (MDB_val) { 3, "now" };
+        if (!counts [i] && mdb_get (txn, dbi, &key, &val) == 0 && val.mv_size == 8)
+            stats->now = (int64_t) s_get_be64 (val.mv_data);
+    }
+    return 0;
+}
+
+int
+pb_worker_store_stats (pb_worker_store_t *self, pb_worker_stats_t *stats)
+{
+    assert (self && stats);
+    MDB_txn *txn = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn), "stats txn");
+    if (rc == 0) {
+        const char *dir = NULL;
+        mdb_env_get_path (self->env, &dir);
+        rc = s_stats (self->env, txn, dir? dir: ".", stats);
+        mdb_txn_abort (txn);
+    }
+    return rc;
+}
+
+//  Read-only, as pb_worker_dump: a status never creates or changes a store
+int
+pb_worker_stats (const char *data_dir, pb_worker_stats_t *stats)
+{
+    assert (data_dir && stats);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    char path [PB_CONFIG_STR_MAX + 16];
+    snprintf (path, sizeof path, "%s/data.mdb", data_dir);
+    if (!zsys_file_exists (path)) {
+        zsys_error ("pb_worker: no store at %s", data_dir);
+        return PB_WORKER_STORE;
+    }
+    int rc = s_translate (mdb_env_create (&env), "stats env");
+    if (rc == 0)
+        rc = s_translate (mdb_env_set_maxdbs (env, 4), "stats maxdbs");
+    if (rc == 0)
+        rc = s_translate (mdb_env_open (env, data_dir, MDB_RDONLY, 0600), "stats open");
+    if (rc == 0)
+        rc = s_translate (mdb_txn_begin (env, NULL, MDB_RDONLY, &txn), "stats txn");
+    if (rc == 0)
+        rc = s_stats (env, txn, data_dir, stats);
+    if (txn)
+        mdb_txn_abort (txn);
+    if (env)
+        mdb_env_close (env);
+    return rc? PB_WORKER_STORE: 0;
+}
+
+void
+pb_apply_gauge (pb_apply_t *ctx, const char *name, const char *help, double value)
+{
+    assert (ctx && name && help);
+    if (ctx->gauge_fn)
+        ctx->gauge_fn (ctx->gauge_arg, name, help, value);
+}
+
+int
+pb_worker_store_gauges (pb_worker_store_t *self, pb_worker_gauge_fn *fn, void *arg)
+{
+    assert (self && fn);
+    if (!self->rules->gauges)
+        return 0;
+    MDB_txn *txn = NULL;
+    int rc = s_translate (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn), "gauges txn");
+    if (rc)
+        return rc;
+    pb_apply_t ctx;
+    s_ctx_init (&ctx, self, txn, self->applied_seq, self->now);
+    ctx.gauge_fn = fn;
+    ctx.gauge_arg = arg;
+    rc = self->rules->gauges (&ctx);
+    if (rc == 0)
+        rc = ctx.store_rc;
+    s_ctx_fini (&ctx);
+    mdb_txn_abort (txn);
+    return rc;
 }

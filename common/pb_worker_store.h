@@ -109,6 +109,20 @@ void
 size_t
     pb_worker_store_skips (pb_worker_store_t *self);
 
+//  Statistics of the open store (pb_worker_stats_t). Returns 0 or a store
+//  code.
+int
+    pb_worker_store_stats (pb_worker_store_t *self, pb_worker_stats_t *stats);
+
+//  Run the rules' gauges function in a read transaction, calling 'fn' for
+//  each gauge it reports. Returns 0 (also when the rules have none), or a
+//  store code.
+typedef void (pb_worker_gauge_fn) (void *arg, const char *name,
+                                   const char *help, double value);
+int
+    pb_worker_store_gauges (pb_worker_store_t *self, pb_worker_gauge_fn *fn,
+                            void *arg);
+
 //  Parse a notification id "<name>/<cause>/<index>" into an outbox key.
 //  Returns false if it is not one of this worker's ids.
 bool

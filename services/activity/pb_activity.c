@@ -45,7 +45,7 @@
 #define S_INFORMED_MAX  256             //  the catalogue's bound on 'informed'
 #define S_LIST_MAX      64              //  the catalogue's bound on lists
 
-const pb_rules_t pb_activity_rules = { "activity", pb_activity_apply };
+const pb_rules_t pb_activity_rules = { .name = "activity", .apply = pb_activity_apply };
 
 //  The programmes a proposal may open (programme.open), in stored order
 static const char *const s_open_programmes [] = { "IPAP", "PARP", NULL };

@@ -514,7 +514,56 @@ pb_cpe_apply (pb_apply_t *ctx, const pb_envelope_t *event)
     return 0;
 }
 
-const pb_rules_t pb_cpe_rules = { "cpe", pb_cpe_apply };
+//  --------------------------------------------------------------------------
+//  Business gauges for /metrics (read-only, outside any event)
+
+static int
+s_count_fn (const char *key, size_t key_len, const void *value, size_t size, void *arg)
+{
+    (*(uint64_t *) arg)++;
+    return 0;
+}
+
+//  An eligible partner (pb_registry_is_eligible: active, not DIALOGUE
+//  only, not an Ally) with no holder/<P> record
+static int
+s_without_cpe_fn (const char *key, size_t key_len, const void *value, size_t size,
+                  void *arg)
+{
+    pb_apply_t *ctx = ((void **) arg) [0];
+    uint64_t *count = ((void **) arg) [1];
+    char partner [S_CODE_SIZE];
+    size_t prefix = strlen ("reg/partner/");
+    if (key_len <= prefix || key_len - prefix >= sizeof partner)
+        return 0;
+    memcpy (partner, key + prefix, key_len - prefix);
+    partner [key_len - prefix] = 0;
+    char holder [S_CODE_SIZE + 8];
+    snprintf (holder, sizeof holder, "holder/%s", partner);
+    if (pb_registry_is_eligible (ctx, partner) && !pb_apply_get (ctx, holder, NULL))
+        (*count)++;
+    return 0;
+}
+
+static int
+s_gauges (pb_apply_t *ctx)
+{
+    uint64_t waiting = 0, without = 0;
+    void *args [2] = { ctx, &without };
+    int rc = pb_apply_scan (ctx, "queue/", s_count_fn, &waiting);
+    if (rc == 0)
+        rc = pb_apply_scan (ctx, "reg/partner/", s_without_cpe_fn, args);
+    if (rc == 0) {
+        pb_apply_gauge (ctx, "pb_cpe_handovers_waiting",
+                        "handovers waiting for the Council's decision or their date",
+                        (double) waiting);
+        pb_apply_gauge (ctx, "pb_cpe_partners_without_cpe",
+                        "eligible partners with no Contact Point Embassy", (double) without);
+    }
+    return rc;
+}
+
+const pb_rules_t pb_cpe_rules = { .name = "cpe", .apply = pb_cpe_apply, .gauges = s_gauges };
 
 //  --------------------------------------------------------------------------
 //  Selftest: the rules on a local store (pb_worker_local), no sockets. The

@@ -427,7 +427,7 @@ pb_cpe_state_test (bool verbose)
     char dir [] = "/tmp/pb_cpe_state_test_XXXXXX";
     char *made = mkdtemp (dir);
     assert (made);
-    const pb_rules_t rules = { "cpe", s_test_apply };
+    const pb_rules_t rules = { .name = "cpe", .apply = s_test_apply };
     pb_worker_local_t *w = NULL;
     int rc = pb_worker_local_open (dir, &rules, &w);
     assert (rc == 0);

@@ -403,6 +403,7 @@ s_batch_finish (pb_journal_t *self, pb_journal_entry_t *entries, size_t count, i
     s_fanout (self, entries, count);
     self->batches++;
     self->messages += count;
+    pb_journal_metrics_batch (self, entries, count, appended);
     s_batch_reset (entries, count);
     return 0;
 }
@@ -494,7 +495,9 @@ s_committer (zsock_t *pipe, void *args)
             memcpy (&count, zframe_data (count_frame), sizeof count);
             zframe_destroy (&entries_frame);
             zframe_destroy (&count_frame);
+            int64_t started = zclock_usecs ();
             int rc = s_txn_run (self, entries, count);
+            self->commit_usecs = zclock_usecs () - started;     //  Ours until the answer
             zsock_send (pipe, "i", rc);
         }
         zstr_free (&command);
@@ -625,6 +628,7 @@ s_journal_destroy (pb_journal_t **self_p)
         free (entries);
     }
     pb_journal_replay_stop (self);
+    pb_journal_metrics_close (self);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->ingest);
     zsock_destroy (&self->fanout);
@@ -691,6 +695,8 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
         if (!self->ingest || !self->fanout || !self->replay)
             rc = PB_EIO;
     }
+    if (rc == 0)
+        rc = pb_journal_metrics_open (self);
     if (rc == 0) {
         self->ingest_handle = zsock_resolve (self->ingest);
         self->fanout_handle = zsock_resolve (self->fanout);

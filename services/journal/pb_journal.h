@@ -27,6 +27,7 @@ typedef struct {
     char fanout [PB_CONFIG_STR_MAX];    //  PUB endpoint (bound)
     char replay [PB_CONFIG_STR_MAX];    //  ROUTER endpoint (bound)
     char clock [PB_CONFIG_STR_MAX];     //  "auto" or "manual"
+    char metrics [PB_CONFIG_STR_MAX];   //  HTTP HOST:PORT of /metrics, or ""
     int64_t map_size;                   //  initial LMDB map size, bytes
     int64_t map_max;                    //  the map grows up to this
     int64_t batch_max;                  //  messages per group commit

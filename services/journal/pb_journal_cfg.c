@@ -28,6 +28,7 @@ const pb_config_entry_t pb_journal_cfg_table [] = {
     S_STR ("fanout", "tcp://127.0.0.1:7702", fanout, "fanout PUB endpoint"),
     S_STR ("replay", "tcp://127.0.0.1:7703", replay, "replay and control ROUTER endpoint"),
     S_STR ("clock", "auto", clock, "auto: sys.tick every tick_interval; manual: only on TICK"),
+    S_STR ("metrics", "", metrics, "HOST:PORT serving HTTP /metrics and /health; empty: off"),
     S_INT ("map_size", "64M", 1 * S_MIB, 1024 * S_GIB, map_size, "initial LMDB map size in bytes"),
     S_INT ("map_max", "64G", 1 * S_MIB, 1024 * S_GIB, map_max, "the map doubles when full, up to this"),
     S_INT ("batch_max", "4096", 1, 65536, batch_max, "messages per group commit (one transaction, one sync)"),

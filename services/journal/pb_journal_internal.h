@@ -13,6 +13,7 @@
 
 #include "pb_journal.h"
 #include "pb_log.h"
+#include "pb_metrics.h"
 #include "pb_envelope.h"
 #include "pb_nak.h"
 #include "pb_wire.h"
@@ -95,6 +96,17 @@ typedef struct {
     uint64_t messages;                  //  batch entries since start
     uint64_t stats_turns;               //  s_on_stats calls, for the info line
     uint64_t replays_dropped;           //  idle or unreachable, since log
+    //  Metrics (pb_journal_metrics.c): totals since start, actor's thread
+    pb_metrics_t *metrics;              //  /metrics and /health, or NULL (owned)
+    uint64_t naks_total [PB_NAK_COUNT]; //  refusals by code
+    uint64_t errors_total [PB_WIRE_REFUSAL_COUNT];
+    uint64_t ingest_messages;           //  answered on ingest
+    uint64_t replay_events;             //  sent by replay
+    uint64_t replay_batches;            //  EVENTS messages sent
+    uint64_t replays_dropped_total;     //  idle or unreachable
+    pb_histogram_t batch_sizes;         //  entries per commit
+    pb_histogram_t commit_seconds;      //  txn + sync of a batch that appended
+    int64_t commit_usecs;               //  set by the committer for 'flight'
     bool tick_skipped;                  //  the wall clock is behind log time
     bool map_at_max;                    //  refusing: the map is at map_max
 } pb_journal_t;
@@ -135,6 +147,20 @@ int64_t
 //  error (self->exit_rc set; the loop must stop).
 int
     pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity);
+
+//  Metrics (pb_journal_metrics.c): open the server of journal/metrics
+//  (none if empty; returns 0 or PB_EIO, logged), close it; count a
+//  finished batch; once a second, add the per-second NAK counts to the
+//  totals and publish a snapshot
+int
+    pb_journal_metrics_open (pb_journal_t *self);
+void
+    pb_journal_metrics_close (pb_journal_t *self);
+void
+    pb_journal_metrics_batch (pb_journal_t *self, const pb_journal_entry_t *entries,
+                              size_t count, bool appended);
+void
+    pb_journal_metrics_publish (pb_journal_t *self);
 
 //  Replay and control (pb_journal_replay.c)
 int

@@ -172,6 +172,8 @@ s_session_advance (pb_journal_t *self, pb_journal_session_t *session)
         session->batches++;
         session->credit--;
         session->count += batch.events;
+        self->replay_events += batch.events;
+        self->replay_batches++;
     }
     if (rc == PB_EAGAIN)
         return S_WAIT;                  //  Nothing sent; the pipe is full
@@ -467,6 +469,7 @@ pb_journal_replay_expire (pb_journal_t *self)
     if (self->replays_dropped) {
         zsys_warning ("journal: replays dropped (idle or client gone) count=%" PRIu64,
                       self->replays_dropped);
+        self->replays_dropped_total += self->replays_dropped;
         self->replays_dropped = 0;
     }
 }

@@ -135,6 +135,7 @@ pb_journal_on_stats (zloop_t *loop, int timer_id, void *arg)
                    pb_log_head (self->log), self->appended, self->duplicates,
                    self->batches, self->batches? (double) self->messages / self->batches: 0.0,
                    zlistx_size (self->sessions));
+    pb_journal_metrics_publish (self);  //  Totals, and the /metrics snapshot
     memset (self->naks, 0, sizeof self->naks);
     memset (self->errors, 0, sizeof self->errors);
     pb_journal_replay_expire (self);

@@ -16,7 +16,8 @@
 #define S_KEY_MAX 160
 #define S_CODE_MAX 65                   //  ids and codes: 64 bytes + nul
 
-const pb_rules_t pb_nac_rules = { "nac", pb_nac_apply };
+static int s_gauges (pb_apply_t *ctx);
+const pb_rules_t pb_nac_rules = { .name = "nac", .apply = pb_nac_apply, .gauges = s_gauges };
 
 typedef struct {
     char status [16];                   //  silence, open, adopted, blocked, invalid
@@ -426,6 +427,28 @@ pb_nac_apply (pb_apply_t *ctx, const pb_envelope_t *event)
     if (pb_apply_type_is (event, "activity.registered"))
         return s_on_activity_registered (ctx, event->data);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Business gauges for /metrics (read-only, outside any event): a
+//  silence/ key exists exactly while its proposal is under silence
+
+static int
+s_count_fn (const char *key, size_t key_len, const void *value, size_t size, void *arg)
+{
+    (*(uint64_t *) arg)++;
+    return 0;
+}
+
+static int
+s_gauges (pb_apply_t *ctx)
+{
+    uint64_t silence = 0;
+    int rc = pb_apply_scan (ctx, "silence/", s_count_fn, &silence);
+    if (rc == 0)
+        pb_apply_gauge (ctx, "pb_nac_proposals_silence",
+                        "proposals under silence procedure", (double) silence);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
