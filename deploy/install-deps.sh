@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config
     libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev liblmdb-dev lmdb-utils
-    python3 python3-zmq python3-msgpack libjansson-dev
+    python3 python3-zmq python3-msgpack libjansson-dev libmicrohttpd-dev
     clang libclang-rt-14-dev
 )
 

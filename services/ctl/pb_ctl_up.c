@@ -59,6 +59,7 @@ typedef struct {
     char registry [PATH_MAX];           //  reference data, or "" for none
     bool registry_given;                //  --registry was on the command line
     bool registry_pending;              //  to load once the journal answers
+    uint64_t metrics_port;              //  journal's; workers' follow; 0: off
     s_child_t children [S_CHILDREN];    //  journal first
 } s_up_t;
 
@@ -80,6 +81,8 @@ static const char *s_help =
     "                   pbctl, in a build tree's services/*/, then PATH)\n"
     "  --registry FILE  reference data to load on first start (default\n"
     "                   deploy/registry.jsonl of the source tree; 'none': skip)\n"
+    "  --metrics-port P HTTP /metrics and /health on 127.0.0.1: the journal on P,\n"
+    "                   nac P+1, cpe P+2, activity P+3 (default 7710; 0: off)\n"
     PB_CTL_JOURNAL_OPTS_HELP;
 
 //  --------------------------------------------------------------------------
@@ -187,6 +190,9 @@ s_child_argv (s_up_t *self, s_child_t *child)
     s_arg (child, &n, "--%s/ingest=%s", child->name, self->opts.ingest);
     s_arg (child, &n, "--%s/fanout=%s", child->name, self->opts.fanout);
     s_arg (child, &n, "--%s/replay=%s", child->name, self->opts.replay);
+    if (self->metrics_port)
+        s_arg (child, &n, "--%s/metrics=127.0.0.1:%u", child->name,
+               (unsigned) (self->metrics_port + (size_t) (child - self->children)));
 }
 
 static void
@@ -368,8 +374,12 @@ s_print_ready (s_up_t *self, const pb_wire_status_t *status)
     json_t *services = json_array ();
     for (size_t i = 0; i < S_CHILDREN; i++) {
         s_child_t *child = &self->children [i];
-        json_array_append_new (services, json_pack ("{s:s, s:i, s:s}",
-            "name", child->name, "pid", (int) child->pid, "binary", child->binary));
+        json_t *service = json_pack ("{s:s, s:i, s:s}", "name", child->name,
+                                     "pid", (int) child->pid, "binary", child->binary);
+        if (self->metrics_port)
+            json_object_set_new (service, "metrics", json_sprintf (
+                "http://127.0.0.1:%u/metrics", (unsigned) (self->metrics_port + i)));
+        json_array_append_new (services, service);
     }
     if (self->opts.json) {
         s_emit (self, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "event", "ready",
@@ -383,9 +393,13 @@ s_print_ready (s_up_t *self, const pb_wire_status_t *status)
     printf ("  ingest  %s   publish events here (pbctl publish)\n", self->opts.ingest);
     printf ("  fanout  %s   live events (pbctl tail)\n", self->opts.fanout);
     printf ("  replay  %s   replay and control (pbctl replay, status)\n", self->opts.replay);
-    for (size_t i = 0; i < S_CHILDREN; i++)
+    for (size_t i = 0; i < S_CHILDREN; i++) {
         printf ("  %-8s pid %d  %s\n", self->children [i].name,
                 (int) self->children [i].pid, self->children [i].binary);
+        if (self->metrics_port)
+            printf ("           http://127.0.0.1:%u/metrics and /health\n",
+                    (unsigned) (self->metrics_port + i));
+    }
     printf ("Ctrl-C stops everything.\n");
     fflush (stdout);
 }
@@ -410,6 +424,15 @@ s_parse (s_up_t *self, int argc, char *argv [])
             fprintf (stderr, "pbctl up: %s needs a value (a path)\n", arg);
             return PB_CTL_EXIT_USAGE;
         }
+        if (streq (arg, "--metrics-port")) {
+            if (!value || !pb_ctl_journal_parse_u64 (value, &self->metrics_port)
+            ||  self->metrics_port > 65535 - S_CHILDREN) {
+                fprintf (stderr, "pbctl up: --metrics-port wants 0 (off) or a port "
+                         "below %d\n", 65535 - S_CHILDREN);
+                return PB_CTL_EXIT_USAGE;
+            }
+        }
+        else
         if (streq (arg, "--data-dir"))
             snprintf (self->data_dir, sizeof self->data_dir, "%s", value);
         else
@@ -477,6 +500,7 @@ pb_ctl_up (int argc, char *argv [])
     memset (&self, 0, sizeof self);
     pb_ctl_journal_opts_init (&self.opts);
     snprintf (self.data_dir, sizeof self.data_dir, "./var");
+    self.metrics_port = 7710;
     int rc = s_parse (&self, argc, argv);
     if (rc == 0 && self.opts.help) {
         fputs (s_help, stdout);

@@ -11,7 +11,8 @@ client, pbtest.Replayer):
   start       pb-journal, pb-nac, pb-cpe and pb-activity run (their pids
               from the 'ready' event, checked in /proc); the reference data
               is in the log once (every line of deploy/registry.jsonl);
-              every worker catches up (pbctl status)
+              every worker catches up (pbctl status); each serves /health
+              on its --metrics-port, ready once caught up
   restart     kill -9 of a worker: up logs the exit and starts it again
               (a new pid that runs and catches up); the same for the journal
   stop        SIGTERM to up: every child stops, up exits 0
@@ -29,6 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import socket
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pbtest  # noqa: E402
@@ -68,6 +72,39 @@ def pid_binary(pid):
         return None
 
 
+def metrics_base():
+    """P such that P..P+3 are free (pbctl up serves /metrics there)"""
+    while True:
+        base = pbtest.free_port()
+        if base + 3 >= 32000:
+            continue
+        free = True
+        for port in range(base, base + 4):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    free = False
+        if free:
+            return base
+
+
+def wait_ready_http(port, timeout=30):
+    """Until GET /health on 127.0.0.1:port answers 200"""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/health" % port,
+                                        timeout=3) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as err:
+            last = err
+        time.sleep(0.2)
+    raise AssertionError("/health on %d not ready in %ds: %s" % (port, timeout, last))
+
+
 class Up:
     """One `pbctl up --json` with its data dir and ports; events are the
     JSON lines of its stdout (the children's logs go there too)."""
@@ -83,6 +120,7 @@ class Up:
         self.ingest = "tcp://127.0.0.1:%d" % ports[0]
         self.fanout = "tcp://127.0.0.1:%d" % ports[1]
         self.replay = "tcp://127.0.0.1:%d" % ports[2]
+        self.metrics_port = metrics_base()
         self.proc = None
         self.known_pids = set()
 
@@ -90,7 +128,8 @@ class Up:
         return [self.pbctl, "up", "--json", "--data-dir", self.data_dir,
                 "--bin-dir", self.bin_dir, "--registry", REGISTRY,
                 "--ingest", self.ingest, "--fanout", self.fanout,
-                "--replay", self.replay] + list(extra)
+                "--replay", self.replay,
+                "--metrics-port", str(self.metrics_port)] + list(extra)
 
     def start(self):
         fd, self.out_path = tempfile.mkstemp(prefix="pb-it-up-", suffix=".out")
@@ -227,6 +266,8 @@ def check_start(up, pbctl, state):
         assert pid_alive(s["pid"]), s
         assert pid_binary(s["pid"]) == "pb-" + s["name"], (s, pid_binary(s["pid"]))
     state["pids"] = {s["name"]: s["pid"] for s in event["services"]}
+    for i, s in enumerate(event["services"]):
+        assert s["metrics"] == "http://127.0.0.1:%d/metrics" % (up.metrics_port + i), s
     loaded = up.wait_event(lambda e: e.get("event") == "registry", 10, "registry")
     want = registry_lines()
     assert loaded["events"] == len(want), loaded
@@ -236,6 +277,8 @@ def check_start(up, pbctl, state):
     state["registry"] = [(e["seq"], e["id"]) for e in got]
     head = max(seq for seq, _ in state["registry"])
     wait_caught_up(up, pbctl, head)
+    for i in range(len(NAMES)):          # each serves /health, ready once caught up
+        wait_ready_http(up.metrics_port + i)
     assert os.path.isfile(os.path.join(up.data_dir, ".registry-loaded"))
     assert oct(os.stat(up.data_dir).st_mode & 0o777) == "0o700"
 
@@ -256,6 +299,7 @@ def check_restart(up, pbctl, state, name):
     #  Everything works again: the journal answers, every worker catches up
     head, _ = worker_applied(up, pbctl)
     wait_caught_up(up, pbctl, head)
+    wait_ready_http(up.metrics_port + NAMES.index(name))
 
 
 def check_stop(up, state):
@@ -306,6 +350,7 @@ def main():
             up.close()
         again = Up(pbctl, args.bin_dir, data_dir)
         again.ingest, again.fanout, again.replay = up.ingest, up.fanout, up.replay
+        again.metrics_port = up.metrics_port
         again.start()
         try:
             results.run("again: same data dir loads nothing new; SIGTERM exit 0",

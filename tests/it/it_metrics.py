@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""it_metrics - /metrics and /health of the real processes
+
+pb-journal, pb-nac and pb-cpe run with their 'metrics' endpoint on free
+ports; the test scrapes them over HTTP (urllib) and checks that the values
+are the truth, as the harness's own client sees it (pbtest.Producer,
+Replayer), and that they move:
+
+  journal     /health ready once bound; after N events published,
+              ingest_messages = appended = N (and stay so); resends count as
+              duplicates; one bad message of each of three kinds counts once
+              under its NAK code, every other code 0; batch sizes sum to the
+              messages; commits are timed; head; a full replay counts N
+  http        text format 0.0.4; 404 elsewhere, 405 for POST
+  config      a malformed metrics endpoint, a taken port: the service
+              refuses to start, and says why
+  worker      pb-nac started while the journal is down: /health 503
+              "catching up"; once the journal is back: ready, applied_seq =
+              head, lag 0
+  business    proposals under silence procedure (nac); handovers waiting for
+              a decision and partners without a CPE (cpe), before and after
+              the decision; partners without a CPE = the vacancies the log
+              announced, less the partners that became Allies
+
+Run: /usr/bin/python3 tests/it/it_metrics.py --bin-dir BUILD
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pbtest  # noqa: E402
+import system  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGISTRY = os.path.join(HERE, "..", "..", "deploy", "registry.jsonl")
+
+
+def http(port, path, method="GET"):
+    """(status, headers, body text) of one request to 127.0.0.1:port"""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
+                                 data=b"x" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+def scrape(port):
+    """{name or name{labels}: value} of one /metrics"""
+    status, _, body = http(port, "/metrics")
+    assert status == 200, (status, body)
+    values = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            values[key] = float(value)
+    return values
+
+
+def wait_value(port, key, want, timeout=10.0):
+    """Until /metrics has key = want (a snapshot is at most 1 s old)"""
+    deadline = time.time() + timeout
+    got = None
+    while time.time() < deadline:
+        try:
+            got = scrape(port).get(key)
+        except (AssertionError, OSError):
+            got = None
+        if got == want:
+            return
+        time.sleep(0.1)
+    raise AssertionError("%s = %r, want %r" % (key, got, want))
+
+
+def wait_health(port, status_want, text_want, timeout=20.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = http(port, "/health")
+            if last[0] == status_want and text_want in last[2]:
+                return last
+        except OSError as err:
+            last = err
+        time.sleep(0.1)
+    raise AssertionError("/health: %r, want %d %r" % (last, status_want, text_want))
+
+
+def feedback(i):
+    return pbtest.envelope(id_="m-%d" % i,
+                           data=pbtest.feedback_data(activity="ACT-%d" % i))
+
+
+def check_journal(j, port, state):
+    wait_health(port, 200, "ready", timeout=5)
+    n = 250
+    with pbtest.Producer(j) as p:
+        replies = p.publish_all([feedback(i) for i in range(n)])
+        assert all(k == "ACK" for k, _ in replies), replies[:3]
+        wait_value(port, "pb_journal_ingest_messages_total", n)
+        values = scrape(port)
+        assert values["pb_journal_events_appended_total"] == n, values
+        time.sleep(1.2)                 # a later snapshot counts nothing twice
+        values = scrape(port)
+        assert values["pb_journal_ingest_messages_total"] == n, values
+        assert values["pb_journal_head_seq"] == n, values
+        replies = p.publish_all([feedback(i) for i in range(10)])
+        assert all(k == "ACK" for k, _ in replies)
+        wait_value(port, "pb_journal_duplicates_total", 10)
+        #  Three refusals, each under its own code
+        p.send_frames([b"activity.feedback", b"\xc1"])
+        p.send(pbtest.envelope(type_="no.such.type", id_="bad-2", data={}))
+        p.send_frames([b"activity.feedback", pbtest.pack(feedback(999)), b"extra"])
+        codes = [p.recv()[1]["code"] for _ in range(3)]
+        assert codes == ["bad_msgpack", "unknown_type", "bad_frames"], codes
+    wait_value(port, 'pb_journal_naks_total{code="bad_frames"}', 1)
+    values = scrape(port)
+    for key, value in values.items():
+        if key.startswith("pb_journal_naks_total"):
+            want = 1 if any(c in key for c in ("bad_msgpack", "unknown_type",
+                                               "bad_frames")) else 0
+            assert value == want, (key, value)
+    total = n + 10 + 3
+    assert values["pb_journal_ingest_messages_total"] == total, values
+    assert values["pb_journal_events_appended_total"] == n, values
+    #  Manual clock: no ticks, so every batch entry came from ingest
+    assert values["pb_journal_batch_size_sum"] == total, values
+    assert values["pb_journal_batch_size_count"] == values["pb_journal_batches_total"]
+    assert 1 <= values["pb_journal_commit_seconds_count"] <= values["pb_journal_batches_total"]
+    assert values['pb_journal_commit_seconds_bucket{le="+Inf"}'] == \
+        values["pb_journal_commit_seconds_count"]
+    assert values["pb_journal_store_bytes"] > 0 and values["pb_journal_map_bytes"] > 0
+    assert 0 < values["pb_journal_map_use_ratio"] < 1
+    with pbtest.Replayer(j) as r:
+        events, _, _ = r.replay(1)
+    assert len(events) == n
+    wait_value(port, "pb_journal_replay_events_total", n)
+    state["head"] = n
+
+
+def check_http(port):
+    status, headers, body = http(port, "/metrics")
+    assert status == 200 and "version=0.0.4" in headers.get("Content-Type", ""), headers
+    assert "# TYPE pb_journal_commit_seconds histogram" in body
+    assert http(port, "/nope")[0] == 404
+    status, headers, _ = http(port, "/metrics", method="POST")
+    assert status == 405 and "GET" in headers.get("Allow", ""), (status, headers)
+
+
+def check_config(journal_bin, nac_bin, tmp):
+    proc = subprocess.run([journal_bin, "--data-dir", os.path.join(tmp, "bad"),
+                           "--metrics", "localhost:x"], capture_output=True, timeout=30)
+    assert proc.returncode != 0 and b"not HOST:PORT" in proc.stderr + proc.stdout, proc
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        for binary in (journal_bin, nac_bin):
+            ports = [pbtest.free_port() for _ in range(3)]
+            proc = subprocess.run(
+                [binary, "--data-dir", os.path.join(tmp, "taken-" + os.path.basename(binary)),
+                 "--ingest", "tcp://127.0.0.1:%d" % ports[0],
+                 "--fanout", "tcp://127.0.0.1:%d" % ports[1],
+                 "--replay", "tcp://127.0.0.1:%d" % ports[2],
+                 "--metrics", "127.0.0.1:%d" % port], capture_output=True, timeout=30)
+            out = proc.stderr + proc.stdout
+            assert proc.returncode != 0 and b"cannot listen" in out, (binary, out[-600:])
+    finally:
+        taken.close()
+
+
+def check_worker_ready(j, nac, port, state):
+    assert j.term() == 0
+    nac.start()
+    wait_health(port, 503, "catching up")
+    j.start()
+    wait_health(port, 200, "ready")
+    wait_value(port, 'pb_worker_applied_seq{worker="nac"}', state["head"])
+    values = scrape(port)
+    assert values['pb_worker_lag_events{worker="nac"}'] == 0, values
+    assert values['pb_worker_lag_seconds{worker="nac"}'] == 0, values
+    assert values['pb_worker_head_seq{worker="nac"}'] == state["head"], values
+    assert values['pb_worker_quarantined{worker="nac"}'] == 0, values
+    assert values['pb_worker_store_bytes{worker="nac"}'] > 0, values
+
+
+def publish(p, env):
+    kind, body = p.publish(env)
+    assert kind == "ACK", (env, body)
+    return body["seq"]
+
+
+def head(j):
+    with pbtest.Replayer(j) as r:
+        return r.status()["head"]
+
+
+def check_business(j, nac_port, cpe_port, ctl):
+    proc = subprocess.run([ctl, "publish", "--ingest", j.ingest, REGISTRY],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout[-500:]
+    with pbtest.Replayer(j) as r:
+        kind, body = r.tick(1767225600000 + 86400000 * 150)    # 2026-05-31
+        assert kind == "TICKED", body
+    with pbtest.Producer(j) as p:
+        publish(p, pbtest.envelope("nac.proposal", "b-1", data={
+            "proposal": "b-sil", "procedure": "silence", "deadline": 1893456000000,
+            "action": {"kind": "cpe.assign", "partner": "ARM", "ally": "FRA"}}))
+        publish(p, pbtest.envelope("nac.proposal", "b-2", data={
+            "proposal": "b-geo", "procedure": "meeting",
+            "action": {"kind": "cpe.assign", "partner": "GEO", "ally": "NOR"}}))
+        publish(p, pbtest.envelope("cpe.handover", "b-3", data={
+            "partner": "GEO", "to": "NOR", "decision": "b-geo",
+            "effective": "2026-01-01"}))
+        h = head(j)
+        wait_value(nac_port, 'pb_worker_applied_seq{worker="nac"}', h, timeout=20)
+        wait_value(cpe_port, 'pb_worker_applied_seq{worker="cpe"}', h, timeout=20)
+        wait_value(nac_port, 'pb_nac_proposals_silence{worker="nac"}', 1)
+        wait_value(cpe_port, 'pb_cpe_handovers_waiting{worker="cpe"}', 1)
+        with pbtest.Replayer(j) as r:
+            events, _, _ = r.replay(1, prefixes=["notify.cpe.vacant"])
+            adopted, _, _ = r.replay(1, prefixes=["notify.nac.adopted"])
+        #  Announced vacant, and not an Ally since (the accessions of
+        #  Finland and Sweden, adopted by the Council)
+        acceded = {e[2]["data"]["action"]["country"] for e in adopted
+                   if e[2]["data"]["action"]["kind"] == "accession"}
+        vacant = {e[2]["data"]["partner"] for e in events} - acceded
+        assert acceded == {"FIN", "SWE"}, acceded
+        assert vacant and "GEO" in vacant, vacant
+        without = scrape(cpe_port)['pb_cpe_partners_without_cpe{worker="cpe"}']
+        assert without == len(vacant), (without, sorted(vacant))
+        #  The Council decides: the handover completes, GEO has a CPE
+        publish(p, pbtest.envelope("nac.meeting", "b-4", data={
+            "proposal": "b-geo", "outcome": "agreed"}))
+        wait_value(cpe_port, 'pb_cpe_handovers_waiting{worker="cpe"}', 0, timeout=20)
+        wait_value(cpe_port, 'pb_cpe_partners_without_cpe{worker="cpe"}', without - 1)
+        #  An objection breaks silence
+        publish(p, pbtest.envelope("nac.position", "b-5", data={
+            "proposal": "b-sil", "ally": "HUN", "position": "object"}))
+        wait_value(nac_port, 'pb_nac_proposals_silence{worker="nac"}', 0, timeout=20)
+
+
+def main():
+    args = pbtest.parse_args()
+    bins = system.worker_binaries(args.bin_dir)
+    ctl = os.path.join(args.bin_dir, "services", "ctl", "pbctl")
+    results = pbtest.Results("it_metrics")
+    tmp = pbtest.tempfile.mkdtemp(prefix="pb-it-metrics-")
+    ports = {name: pbtest.free_port() for name in ("journal", "nac", "cpe")}
+    j = pbtest.Journal(args.journal, options={
+        "metrics": "127.0.0.1:%d" % ports["journal"]}, log_name="pb-journal-metrics")
+    state = {}
+    workers = []
+    try:
+        j.start()
+        if results.run("journal: counters are the truth and move", check_journal,
+                       j, ports["journal"], state):
+            results.run("http: format, 404, 405", check_http, ports["journal"])
+        results.run("config: bad endpoint, taken port", check_config,
+                    args.journal, bins["nac"], tmp)
+        nac = system.Worker("nac", bins["nac"], j, options={
+            "metrics": "127.0.0.1:%d" % ports["nac"]})
+        cpe = system.Worker("cpe", bins["cpe"], j, options={
+            "metrics": "127.0.0.1:%d" % ports["cpe"]})
+        workers = [nac, cpe]
+        if "head" in state and results.run(
+                "worker: not ready while catching up, ready after",
+                check_worker_ready, j, nac, ports["nac"], state):
+            cpe.start()
+            results.run("business gauges: silence, waiting, without a CPE",
+                        check_business, j, ports["nac"], ports["cpe"], ctl)
+    finally:
+        for w in workers:
+            w.close()
+        j.close()
+        subprocess.run(["rm", "-rf", tmp])
+    results.finish()
+
+
+if __name__ == "__main__":
+    main()
