@@ -331,6 +331,38 @@ pb_envelope_encode_stored (const pb_envelope_t *self, uint64_t seq,
     return 0;
 }
 
+int
+pb_envelope_unstore (const pb_envelope_t *self, uint8_t **bytes_p, size_t *size_p)
+{
+    assert (self);
+    assert (bytes_p && size_p);
+    const s_block_t *block = (const s_block_t *) self;
+    if (self->seq == 0 || block->root.via.map.size < 2)
+        return PB_EINVAL;               //  Not the stored form
+    //  The two pairs pb_envelope_encode_stored appends, as it writes them
+    uint8_t tail [4 + 9 + 3 + 9];
+    size_t tail_size = 0;
+    memcpy (tail, "\xa3seq", 4);
+    tail_size = 4 + s_put_uint (tail + 4, self->seq);
+    memcpy (tail + tail_size, "\xa2ts", 3);
+    tail_size += 3;
+    tail_size += s_put_int (tail + tail_size, self->ts);
+    uint8_t first = self->bytes [0];
+    size_t old_head = first <= 0x8f? 1: first == 0xde? 3: 5;
+    if (self->size < old_head + tail_size
+    ||  memcmp (self->bytes + self->size - tail_size, tail, tail_size) != 0)
+        return PB_EINVAL;
+    size_t body = self->size - old_head - tail_size;
+    uint8_t *out = (uint8_t *) malloc (5 + body);
+    if (!out)
+        return PB_ENOMEM;
+    size_t n = s_put_map_header (out, block->root.via.map.size - 2);
+    memcpy (out + n, self->bytes + old_head, body);
+    *bytes_p = out;
+    *size_p = n + body;
+    return 0;
+}
+
 //  --------------------------------------------------------------------------
 //  The id of a refused envelope, read from the raw bytes. Only after the
 //  pre-walk passed, so every length below is known to be in bounds.
@@ -548,6 +580,20 @@ pb_envelope_test (bool verbose)
     nak = pb_envelope_decode (NULL, 0, stored, stored_size, PB_ENVELOPE_STORED,
                               &limits, &copy, error, sizeof error);
     assert (nak == PB_NAK_NONE && copy->seq == 1 && copy->ts == -2);
+    //  unstore gives the producer's bytes back (the import's inverse)
+    uint8_t *producer = NULL;
+    size_t producer_size = 0;
+    assert (pb_envelope_unstore (env, &producer, &producer_size) == PB_EINVAL);
+    assert (pb_envelope_unstore (copy, &producer, &producer_size) == 0);
+    assert (producer_size == env->size && memcmp (producer, env->bytes, env->size) == 0);
+    free (producer);
+    pb_envelope_destroy (&copy);
+    //  ... and refuses a stored form whose last pairs are not seq, ts
+    stored [stored_size - 2] = 't';     //  "ts" -> "tt"
+    nak = pb_envelope_decode (NULL, 0, stored, stored_size, PB_ENVELOPE_STORED,
+                              &limits, &copy, error, sizeof error);
+    if (nak == PB_NAK_NONE)
+        assert (pb_envelope_unstore (copy, &producer, &producer_size) == PB_EINVAL);
     pb_envelope_destroy (&copy);
     free (stored);
     uint8_t *wide = (uint8_t *) malloc (env->size + 2);

@@ -102,6 +102,16 @@ int
     pb_envelope_encode_stored (const pb_envelope_t *self, uint64_t seq,
                                int64_t ts, uint8_t **bytes_p, size_t *size_p);
 
+//  The producer's form of a stored envelope (the inverse of
+//  pb_envelope_encode_stored, for an import): the map without its last
+//  two pairs, which must be "seq" and "ts" exactly as encode_stored packs
+//  them, under the smallest map header. Returns 0 and sets *bytes_p /
+//  *size_p to a buffer the caller owns (free ()); PB_EINVAL if 'self' was
+//  not decoded in the stored form or does not end that way; PB_ENOMEM.
+int
+    pb_envelope_unstore (const pb_envelope_t *self, uint8_t **bytes_p,
+                         size_t *size_p);
+
 //  Find the 'id' of an envelope that pb_envelope_decode refused, for the
 //  NAK's optional id (proto/README.md, Ingest): true if 'bytes' pass the
 //  bounded pre-walk (so not for too_large or bad_msgpack), the top level is

@@ -585,6 +585,29 @@ pb_wire_end_encode (const pb_wire_end_t *end, uint8_t *buf, size_t size,
     return s_finish (&out, len_p);
 }
 
+static int
+s_encode_uint1 (const char *key, uint64_t value, uint8_t *buf, size_t size,
+                size_t *len_p)
+{
+    s_out_t out = { buf, size, 0, false };
+    s_put_map (&out, 1);
+    s_put_key (&out, key);
+    s_put_uint (&out, value);
+    return s_finish (&out, len_p);
+}
+
+int
+pb_wire_import_encode (uint64_t after, uint8_t *buf, size_t size, size_t *len_p)
+{
+    return s_encode_uint1 ("after", after, buf, size, len_p);
+}
+
+int
+pb_wire_imported_encode (uint64_t head, uint8_t *buf, size_t size, size_t *len_p)
+{
+    return s_encode_uint1 ("head", head, buf, size, len_p);
+}
+
 int
 pb_wire_tick_encode (int64_t now, uint8_t *buf, size_t size, size_t *len_p)
 {
@@ -779,6 +802,30 @@ pb_wire_end_decode (const void *bytes, size_t size, pb_wire_end_t *end,
 }
 
 int
+pb_wire_import_decode (const void *bytes, size_t size, uint64_t *after_p,
+                       char *error, size_t error_size)
+{
+    assert (after_p);
+    s_in_t in = S_IN ("IMPORT");
+    s_field_t f [] = { S_FIELD ("after", F_UINT, true) };
+    if (s_get_map (&in, bytes, size, f, 1, true) == 0)
+        *after_p = f [0].u;
+    return in.rc;
+}
+
+int
+pb_wire_imported_decode (const void *bytes, size_t size, uint64_t *head_p,
+                         char *error, size_t error_size)
+{
+    assert (head_p);
+    s_in_t in = S_IN ("IMPORTED");
+    s_field_t f [] = { S_FIELD ("head", F_UINT, true) };
+    if (s_get_map (&in, bytes, size, f, 1, false) == 0)
+        *head_p = f [0].u;
+    return in.rc;
+}
+
+int
 pb_wire_tick_decode (const void *bytes, size_t size, int64_t *now_p,
                      char *error, size_t error_size)
 {
@@ -926,6 +973,8 @@ s_decode_all (const uint8_t *bytes, size_t size)
     pb_wire_credit_decode (bytes, size, &n, error, sizeof error);
     pb_wire_end_decode (bytes, size, &end, error, sizeof error);
     pb_wire_tick_decode (bytes, size, &i, error, sizeof error);
+    pb_wire_import_decode (bytes, size, &u, error, sizeof error);
+    pb_wire_imported_decode (bytes, size, &u, error, sizeof error);
     pb_wire_ticked_decode (bytes, size, &u, &i, error, sizeof error);
     pb_wire_status_decode (bytes, size, &status, error, sizeof error);
     pb_wire_error_decode (bytes, size, &err, error, sizeof error);
@@ -1089,6 +1138,13 @@ pb_wire_test (bool verbose)
     for (size_t i = 0; i < sizeof times / sizeof times [0]; i++) {
         assert (pb_wire_tick_encode (times [i], buf, PB_WIRE_REPLY_MAX, &len) == 0);
         assert (pb_wire_tick_decode (buf, len, &now, error, sizeof error) == 0 && now == times [i]);
+        assert (pb_wire_import_encode ((uint64_t) times [i] & INT64_MAX, buf,
+                                       PB_WIRE_REPLY_MAX, &len) == 0);
+        assert (pb_wire_import_decode (buf, len, &seq, error, sizeof error) == 0);
+        assert (seq == ((uint64_t) times [i] & INT64_MAX));
+        assert (pb_wire_imported_encode (seq, buf, PB_WIRE_REPLY_MAX, &len) == 0);
+        assert (pb_wire_imported_decode (buf, len, &seq, error, sizeof error) == 0);
+        assert (seq == ((uint64_t) times [i] & INT64_MAX));
         assert (pb_wire_ticked_encode (7, times [i], buf, PB_WIRE_REPLY_MAX, &len) == 0);
         assert (pb_wire_ticked_decode (buf, len, &seq, &now, error, sizeof error) == 0);
         assert (seq == 7 && now == times [i]);

@@ -42,7 +42,9 @@
     XX (PB_WIRE_EVENTS,  "EVENTS") \
     XX (PB_WIRE_END,     "END") \
     XX (PB_WIRE_TICKED,  "TICKED") \
-    XX (PB_WIRE_ERROR,   "ERROR")
+    XX (PB_WIRE_ERROR,   "ERROR") \
+    XX (PB_WIRE_IMPORT,  "IMPORT") \
+    XX (PB_WIRE_IMPORTED, "IMPORTED")
 
 typedef enum {
     PB_WIRE_UNKNOWN = 0,                //  not a command of this list
@@ -75,6 +77,7 @@ typedef enum {
 #define PB_WIRE_PREFIX_MAX    128       //  bytes of one prefix
 #define PB_WIRE_CREDIT_MAX    1000      //  REPLAY credit and CREDIT n
 #define PB_WIRE_CREDIT_DEFAULT 4        //  REPLAY credit when absent
+#define PB_WIRE_IMPORT_MAX    1000      //  events of one IMPORT request
 #define PB_WIRE_REPLY_MAX     512       //  buffer that fits any encoded
                                         //  map here except REPLAY
 
@@ -166,6 +169,21 @@ int
                            const char *const *prefixes, size_t prefix_count,
                            uint32_t credit, uint8_t *buf, size_t size,
                            size_t *len_p);
+
+//  IMPORT {after}: the log's head the importer saw; the events follow in
+//  frames of their own. IMPORTED {head}: the head after the import.
+int
+    pb_wire_import_encode (uint64_t after, uint8_t *buf, size_t size,
+                           size_t *len_p);
+int
+    pb_wire_imported_encode (uint64_t head, uint8_t *buf, size_t size,
+                             size_t *len_p);
+int
+    pb_wire_import_decode (const void *bytes, size_t size, uint64_t *after_p,
+                           char *error, size_t error_size);
+int
+    pb_wire_imported_decode (const void *bytes, size_t size, uint64_t *head_p,
+                             char *error, size_t error_size);
 
 //  CREDIT {n}
 int

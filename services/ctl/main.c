@@ -20,6 +20,8 @@ static const s_command_t s_commands [] = {
     { "up",      pb_ctl_up,      "run and supervise the journal and the workers" },
     { "verify",  pb_ctl_verify,  "walk the log's hash chain, name what is altered" },
     { "rebuild", pb_ctl_rebuild, "rebuild a worker's store from the log, compare, swap" },
+    { "export",  pb_ctl_export,  "write the log to a portable, verified file" },
+    { "import",  pb_ctl_import,  "append an export to an empty (or prefix) journal" },
     { NULL, NULL, NULL }
 };
 

@@ -59,4 +59,12 @@ int
 int
     pb_ctl_rebuild (int argc, char *argv []);
 
+//  export FILE [--resume]: the log to a portable file
+int
+    pb_ctl_export (int argc, char *argv []);
+
+//  import FILE: an export into an empty or prefix journal, seq for seq
+int
+    pb_ctl_import (int argc, char *argv []);
+
 #endif

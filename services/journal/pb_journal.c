@@ -161,13 +161,38 @@ s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
         pb_log_key_t key = { env->src, env->src_len, env->id, env->id_len };
         entry->result = PB_JOURNAL_APPENDED;
         entry->seq = pb_log_next_seq (self->log);
-        rc = pb_envelope_encode_stored (env, entry->seq, ts, &entry->stored,
-                                        &entry->stored_size);
+        bool imported = entry->origin == PB_JOURNAL_FROM_IMPORT;
+        if (imported && entry->seq != entry->import_seq) {
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "seq: %" PRIu64 " does not follow the log's head %" PRIu64,
+                      entry->import_seq, entry->seq - 1);
+            entry->nak = PB_NAK_BAD_ENVELOPE;
+            rc = PB_EPROTO;             //  The whole IMPORT is refused
+            break;
+        }
+        rc = pb_envelope_encode_stored (env, entry->seq, imported? entry->import_ts: ts,
+                                        &entry->stored, &entry->stored_size);
+        if (rc == 0 && imported
+        &&  (entry->stored_size != entry->imported_size
+        ||   memcmp (entry->stored, entry->imported, entry->stored_size) != 0)) {
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "envelope: not in the stored form this journal writes");
+            entry->nak = PB_NAK_BAD_ENVELOPE;
+            rc = PB_EPROTO;
+            break;
+        }
         uint64_t seq = 0;
         uint8_t digest [PB_LOG_DIGEST_SIZE];
         if (rc == 0)
             rc = pb_log_append (self->log, &key, entry->digest, env->type, env->type_len,
                                 entry->stored, entry->stored_size, &seq, digest);
+        if (rc == PB_LOG_EXISTS && imported) {
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "id: (src, id) already in the log at seq %" PRIu64, seq);
+            entry->nak = PB_NAK_BAD_ENVELOPE;
+            rc = PB_EPROTO;
+            break;
+        }
         if (rc == PB_LOG_EXISTS) {
             //  Seen before, possibly earlier in this very batch
             bool same = memcmp (digest, entry->digest, PB_LOG_DIGEST_SIZE) == 0;
@@ -189,7 +214,15 @@ s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
             rc = 0;
             continue;
         }
-        if (rc == 0 && entry->origin != PB_JOURNAL_FROM_INGEST)
+        if (rc == 0 && imported && entry->import_tick && entry->tick_now < pb_log_now (self->log)) {
+            snprintf (entry->error, PB_JOURNAL_ERROR_MAX,
+                      "data.now: %" PRId64 " is below the log time %" PRId64,
+                      entry->tick_now, pb_log_now (self->log));
+            entry->nak = PB_NAK_BAD_ENVELOPE;
+            rc = PB_EPROTO;
+            break;
+        }
+        if (rc == 0 && (imported? entry->import_tick: entry->origin != PB_JOURNAL_FROM_INGEST))
             rc = pb_log_set_now (self->log, entry->tick_now);
     }
     if (rc == 0)
@@ -222,14 +255,28 @@ s_txn_run (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
         pb_log_digest (entry->envelope->bytes, entry->envelope->size, entry->digest);
         any = true;
     }
-    if (!any)
+    bool import = count > 0 && entries [0].origin == PB_JOURNAL_FROM_IMPORT;
+    for (size_t i = 0; import && any && i < count; i++)
+        any = entries [i].result != PB_JOURNAL_REFUSED;
+    if (!any) {
+        for (size_t i = 0; import && i < count; i++)
+            entries [i].result = PB_JOURNAL_REFUSED;
         return 0;                       //  Nothing to write, nothing to sync
+    }
     int rc;
     while ((rc = s_txn_attempt (self, entries, count)) == PB_LOG_FULL) {
         s_free_stored (entries, count);
         rc = pb_log_grow (self->log);   //  No transaction is active here
         if (rc)
             break;
+    }
+    if (rc == PB_EPROTO && import) {
+        //  An imported event that cannot take its place (its nak is set):
+        //  nothing of the IMPORT is stored
+        for (size_t i = 0; i < count; i++)
+            entries [i].result = PB_JOURNAL_REFUSED;
+        s_free_stored (entries, count);
+        return 0;
     }
     if (rc == PB_LOG_AT_MAX && !self->map_at_max)
         zsys_error ("journal: log map is at map_max=%" PRId64 ", refusing events "
@@ -317,6 +364,34 @@ s_answer_control (pb_journal_t *self, pb_journal_entry_t *entry)
     }
 }
 
+//  One answer for a whole IMPORT: IMPORTED {head}, or ERROR naming the
+//  first event at fault (with its index in the request and its seq)
+static void
+s_answer_import (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
+{
+    const void *identity = zmq_msg_data (&entries [0].identity);
+    size_t identity_size = zmq_msg_size (&entries [0].identity);
+    for (size_t i = 0; i < count; i++) {
+        pb_journal_entry_t *entry = &entries [i];
+        if (entry->result == PB_JOURNAL_REFUSED && entry->nak != PB_NAK_NONE) {
+            char error [PB_JOURNAL_ERROR_MAX + 64];
+            snprintf (error, sizeof error, "IMPORT[%zu] (seq %" PRIu64 "): %s", i,
+                      entry->import_seq, entry->error);
+            pb_journal_send_error (self, identity, identity_size,
+                                   entry->nak == PB_NAK_UNAVAILABLE
+                                   ? PB_WIRE_UNAVAILABLE: PB_WIRE_BAD_REQUEST, error);
+            return;
+        }
+    }
+    uint8_t map [PB_WIRE_REPLY_MAX];
+    size_t size = 0;
+    int rc = pb_wire_imported_encode (pb_log_head (self->log), map, sizeof map, &size);
+    assert (rc == 0);
+    zsys_notice ("journal: imported %zu events through seq %" PRIu64, count,
+                 pb_log_head (self->log));
+    pb_journal_send_reply (self, identity, identity_size, PB_WIRE_IMPORTED, map, size);
+}
+
 //  libzmq frees a fanned-out envelope when every subscriber has it
 static void
 s_free_envelope (void *data, void *hint)
@@ -357,6 +432,9 @@ s_batch_reset (pb_journal_entry_t *entries, size_t count)
         pb_envelope_destroy (&entry->envelope);
         free (entry->stored);
         entry->stored = NULL;
+        free (entry->imported);
+        entry->imported = NULL;
+        entry->import_tick = false;
         //  Close and re-init: releases large bodies now, not at reuse
         zmq_msg_close (&entry->identity);
         zmq_msg_close (&entry->type);
@@ -385,6 +463,8 @@ s_batch_finish (pb_journal_t *self, pb_journal_entry_t *entries, size_t count, i
         appended |= entries [i].result == PB_JOURNAL_APPENDED;
     if (appended)
         PB_CRASH_POINT ("after_commit");        //  Durable, nothing answered
+    if (count > 0 && entries [0].origin == PB_JOURNAL_FROM_IMPORT)
+        s_answer_import (self, entries, count);
     for (size_t i = 0; i < count; i++) {
         pb_journal_entry_t *entry = &entries [i];
         if (entry->result == PB_JOURNAL_APPENDED)
@@ -460,6 +540,96 @@ pb_journal_batch_run (pb_journal_t *self)
         s_admit (self, &self->entries [i]);
     s_dispatch (self);
     return pb_journal_settle (self);
+}
+
+//  --------------------------------------------------------------------------
+//  IMPORT: another log's stored events, seq for seq, through the batch path
+
+int
+pb_journal_import (pb_journal_t *self, zframe_t *identity, uint64_t after,
+                   zmsg_t *msg)
+{
+    assert (self->entry_count == 0);    //  Never inside an ingest batch
+    const void *id = zframe_data (identity);
+    size_t id_size = zframe_size (identity);
+    size_t count = zmsg_size (msg);
+    size_t limit = (size_t) self->cfg->batch_max < PB_WIRE_IMPORT_MAX
+                 ? (size_t) self->cfg->batch_max: PB_WIRE_IMPORT_MAX;
+    char error [PB_JOURNAL_ERROR_MAX + 64];
+    if (after != pb_log_head (self->log)) {
+        snprintf (error, sizeof error, "IMPORT.after: %" PRIu64 ", but the log's head is %"
+                  PRIu64 " (an import goes into an empty log or continues one)",
+                  after, pb_log_head (self->log));
+        pb_journal_send_error (self, id, id_size, PB_WIRE_BAD_REQUEST, error);
+        return 0;
+    }
+    if (count == 0 || count > limit) {
+        snprintf (error, sizeof error, "IMPORT: want 1..%zu event frames after the map, "
+                  "got %zu", limit, count);
+        pb_journal_send_error (self, id, id_size, PB_WIRE_BAD_REQUEST, error);
+        return 0;
+    }
+    //  Each event decoded in the stored form, in sequence, and taken back
+    //  to its producer's form, which then goes through admission (decode,
+    //  data schema) and the transaction as an ingested event would
+    size_t i = 0;
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), i++) {
+        pb_journal_entry_t *entry = &self->entries [i];
+        self->entry_count = i + 1;
+        entry->origin = PB_JOURNAL_FROM_IMPORT;
+        entry->frames = 2;
+        entry->seq = 0;
+        entry->nak = PB_NAK_NONE;
+        entry->import_seq = after + 1 + i;
+        if (i == 0) {                   //  The one answer goes there
+            zmq_msg_close (&entry->identity);
+            zmq_msg_init_size (&entry->identity, id_size);
+            memcpy (zmq_msg_data (&entry->identity), id, id_size);
+        }
+        pb_envelope_t *env = NULL;
+        char reason [PB_JOURNAL_ERROR_MAX] = "";
+        uint8_t *producer = NULL;
+        size_t producer_size = 0;
+        if (pb_envelope_decode (NULL, 0, zframe_data (frame), zframe_size (frame),
+                                PB_ENVELOPE_STORED, &self->limits, &env, reason,
+                                sizeof reason) != PB_NAK_NONE)
+            ;
+        else
+        if (env->seq != entry->import_seq)
+            snprintf (reason, sizeof reason, "envelope.seq: %" PRIu64 ", want %" PRIu64,
+                      env->seq, entry->import_seq);
+        else
+        if (pb_envelope_unstore (env, &producer, &producer_size))
+            snprintf (reason, sizeof reason, "envelope: seq and ts are not its last keys");
+        if (!producer) {
+            snprintf (error, sizeof error, "IMPORT[%zu] (seq %" PRIu64 "): %s", i,
+                      entry->import_seq, reason);
+            pb_envelope_destroy (&env);
+            s_batch_reset (self->entries, self->entry_count);
+            self->entry_count = 0;
+            pb_journal_send_error (self, id, id_size, PB_WIRE_BAD_REQUEST, error);
+            return 0;
+        }
+        entry->import_ts = env->ts;
+        entry->import_tick = env->type_len == 8 && memcmp (env->type, "sys.tick", 8) == 0;
+        int64_t now = 0;
+        if (entry->import_tick)
+            pb_msgpack_int (pb_msgpack_get (env->data, "now"), &now);
+        entry->tick_now = now;
+        zmq_msg_close (&entry->type);
+        zmq_msg_init_size (&entry->type, env->type_len);
+        memcpy (zmq_msg_data (&entry->type), env->type, env->type_len);
+        zmq_msg_close (&entry->body);
+        zmq_msg_init_size (&entry->body, producer_size);
+        memcpy (zmq_msg_data (&entry->body), producer, producer_size);
+        free (producer);
+        entry->imported = (uint8_t *) malloc (zframe_size (frame));
+        assert (entry->imported);
+        memcpy (entry->imported, zframe_data (frame), zframe_size (frame));
+        entry->imported_size = zframe_size (frame);
+        pb_envelope_destroy (&env);
+    }
+    return pb_journal_batch_run (self);
 }
 
 //  --------------------------------------------------------------------------

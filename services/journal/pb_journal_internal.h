@@ -24,7 +24,8 @@
 typedef enum {
     PB_JOURNAL_FROM_INGEST,             //  a producer: ACK/NAK on ingest
     PB_JOURNAL_FROM_TICK,               //  the tick timer: no answer
-    PB_JOURNAL_FROM_CONTROL             //  TICK on replay: TICKED/ERROR
+    PB_JOURNAL_FROM_CONTROL,            //  TICK on replay: TICKED/ERROR
+    PB_JOURNAL_FROM_IMPORT              //  IMPORT on replay: IMPORTED/ERROR
 } pb_journal_origin_t;
 
 //  What the batch did with an entry
@@ -55,6 +56,13 @@ typedef struct {
     uint8_t *stored;                    //  APPENDED: stored envelope (owned)
     size_t stored_size;
     int64_t tick_now;                   //  FROM_TICK/CONTROL: the now
+    //  FROM_IMPORT: the event as the other log stored it; 'type' and
+    //  'body' hold its producer's form, admitted as any other
+    uint64_t import_seq;                //  its seq there (and here)
+    int64_t import_ts;                  //  its ts there (kept)
+    bool import_tick;                   //  a sys.tick: sets the log time
+    uint8_t *imported;                  //  its stored bytes (owned)
+    size_t imported_size;
 } pb_journal_entry_t;
 
 typedef struct _pb_journal_session_t pb_journal_session_t;
@@ -161,6 +169,15 @@ void
                               size_t count, bool appended);
 void
     pb_journal_metrics_publish (pb_journal_t *self);
+
+//  IMPORT (proto/README.md): append the stored events of 'msg' (the
+//  frames after the IMPORT map, borrowed) with their own seq and ts, all
+//  or none, and answer IMPORTED or ERROR to 'identity'. 'after' is the
+//  head the importer saw: it must be the log's head. Returns 0, or -1
+//  after a fatal log error.
+int
+    pb_journal_import (pb_journal_t *self, zframe_t *identity, uint64_t after,
+                       zmsg_t *msg);
 
 //  Replay and control (pb_journal_replay.c)
 int

@@ -361,6 +361,29 @@ s_on_status (pb_journal_t *self, zframe_t *identity)
                            PB_WIRE_STATUS, map, size);
 }
 
+//  IMPORT [map {after}] [event]...: the map is taken off, the events go
+//  to pb_journal_import. Returns 0, or -1 on a fatal log error.
+static int
+s_on_import (pb_journal_t *self, zframe_t *identity, zmsg_t *msg)
+{
+    char error [PB_JOURNAL_ERROR_MAX];
+    zframe_t *map = zmsg_pop (msg);
+    uint64_t after = 0;
+    int rc = 0;
+    if (!map)
+        pb_journal_send_error (self, zframe_data (identity), zframe_size (identity),
+                               PB_WIRE_BAD_REQUEST, "IMPORT: want a map frame, then events");
+    else
+    if (pb_wire_import_decode (zframe_data (map), zframe_size (map), &after, error,
+                               sizeof error))
+        pb_journal_send_error (self, zframe_data (identity), zframe_size (identity),
+                               PB_WIRE_BAD_REQUEST, error);
+    else
+        rc = pb_journal_import (self, identity, after, msg);
+    zframe_destroy (&map);
+    return rc;
+}
+
 //  One command message: [identity][command][map?]. Returns 0, or -1 on
 //  a fatal log error.
 static int
@@ -376,7 +399,7 @@ s_command (pb_journal_t *self, zmsg_t *msg)
     }
     pb_wire_cmd_t cmd = pb_wire_command (zframe_data (command), zframe_size (command));
     bool known = cmd == PB_WIRE_REPLAY || cmd == PB_WIRE_CREDIT || cmd == PB_WIRE_TICK
-              || cmd == PB_WIRE_CANCEL || cmd == PB_WIRE_STATUS;
+              || cmd == PB_WIRE_CANCEL || cmd == PB_WIRE_STATUS || cmd == PB_WIRE_IMPORT;
     size_t want = cmd == PB_WIRE_CANCEL || cmd == PB_WIRE_STATUS? 0: 1;
     zframe_t *body = zmsg_first (msg);
     if (!known) {
@@ -384,10 +407,13 @@ s_command (pb_journal_t *self, zmsg_t *msg)
         pb_msgpack_quote (quoted, sizeof quoted, (const char *) zframe_data (command),
                           zframe_size (command));
         snprintf (error, sizeof error, "command: unknown '%s' (REPLAY, CREDIT, CANCEL, "
-                  "TICK or STATUS)", quoted);
+                  "TICK, STATUS or IMPORT)", quoted);
         pb_journal_send_error (self, zframe_data (identity), zframe_size (identity),
                                PB_WIRE_BAD_REQUEST, error);
     }
+    else
+    if (cmd == PB_WIRE_IMPORT)
+        rc = s_on_import (self, identity, msg);
     else
     if (!s_frames_ok (self, identity, msg, pb_wire_command_name (cmd), want))
         ;                               //  Answered

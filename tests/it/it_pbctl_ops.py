@@ -269,6 +269,148 @@ def check_rebuild_skips_quarantined(ctl, journal, nac):
     assert rc == 0 and out[0]["result"] == "same", (rc, out, err[-800:])
 
 
+def raw_log(journal, frm=1, to=None):
+    return [(e[0], e[3]) for e in log(journal, frm, to)]
+
+
+def check_export_import(ctl, journal, jbin, tmp):
+    """export, import into a fresh journal: the same log seq for seq"""
+    path = os.path.join(tmp, "full.pbx")
+    rc, out, err = ctl.json("export", path)
+    assert rc == 0, (rc, out, err[-500:])
+    n = out[0]["through"]
+    assert out[0]["from"] == 1 and n >= head(journal) - 1, out
+    source = raw_log(journal, 1, n)
+    assert len(source) == n
+    rc, _, err = ctl.run("export", path)
+    assert rc == 2 and b"exists" in err, (rc, err)
+    # partial export, then --resume: the same events, in two blocks
+    part = os.path.join(tmp, "part.pbx")
+    rc, out, err = ctl.json("export", part, "--to", "40")
+    assert rc == 0 and out[0]["through"] == 40, (rc, out, err)
+    rc, out, err = ctl.json("export", part, "--resume", "--to", str(n))
+    assert rc == 0 and out[0]["from"] == 41 and out[0]["through"] == n, (rc, out, err)
+    # a cut tail (a kill in the middle of a block write): resumed from there
+    cut = os.path.join(tmp, "cut.pbx")
+    shutil.copy(part, cut)
+    with open(cut, "r+b") as f:
+        f.truncate(os.path.getsize(cut) - 7)
+    rc, out, err = ctl.json("export", cut, "--resume", "--to", str(n))
+    assert rc == 0 and out[0]["from"] == 41, (rc, out, err)
+    assert b"dropping from byte" in err, err
+    for name in (path, part, cut):
+        with pbtest.Journal(jbin, log_name="pb-journal-import") as target:
+            target.start()
+            tctl = Ctl(ctl.binary, target)
+            rc, out, err = tctl.json("import", name, env={"USER": "op-bob"})
+            assert rc == 0, (name, rc, out, err[-500:])
+            assert out[0]["from"] == 1 and out[0]["through"] == n, out
+            got = raw_log(target, 1, n)
+            assert got == source, "imported log differs (%s)" % name
+            [ops] = log(target, n + 1)
+            assert ops[1] == "ops.import" and ops[2]["data"]["by"] == "op-bob", ops
+            assert ops[2]["data"]["from"] == 1 and ops[2]["data"]["through"] == n
+            if name != path:
+                continue
+            # the imported log's hash chain is whole
+            rc, out, err = tctl.run("verify", "--dir", os.path.join(target.data_dir, "log"))
+            assert rc == 0 and b"intact" in out, (rc, out, err)
+            # the log time came with the ticks; a resend is still a duplicate
+            with pbtest.Replayer(journal) as a, pbtest.Replayer(target) as b:
+                assert a.status()["now"] == b.status()["now"]
+            seq, _, env, _ = log(target, 1, 1)[0]
+            resend = {k: v for k, v in env.items() if k not in ("seq", "ts")}
+            with pbtest.Producer(target) as p:
+                kind, body = p.publish(resend)
+            assert kind == "ACK" and body["seq"] == seq, (kind, body)
+            # importing again: the journal is no longer a prefix
+            rc, out, err = tctl.run("import", name)
+            assert rc == 1 and b"not a prefix" in err, (rc, err)
+
+
+def check_import_resume(ctl, journal, jbin, tmp):
+    """an import resumes from the target's head (a prefix of the file)"""
+    full = os.path.join(tmp, "full.pbx")
+    first = os.path.join(tmp, "first30.pbx")
+    rc, _, err = ctl.run("export", first, "--to", "30")
+    assert rc == 0, err
+    n = log(journal)[-1][0]
+    with pbtest.Journal(jbin, log_name="pb-journal-import") as target:
+        target.start()
+        tctl = Ctl(ctl.binary, target)
+        # the first 30 by IMPORT, without its ops.import: a raw IMPORT
+        with pbtest.Replayer(target) as r:
+            frames = [b"IMPORT", pbtest.pack({"after": 0})] + \
+                     [raw for _, raw in raw_log(journal, 1, 30)]
+            r.sock.send_multipart(frames)
+            kind, body = r.recv()
+            assert kind == b"IMPORTED" and pbtest.unpack(body)["head"] == 30, (kind, body)
+        rc, out, err = tctl.json("import", full)
+        assert rc == 0 and out[0]["from"] == 31, (rc, out, err[-500:])
+        assert raw_log(target, 1, 30) == raw_log(journal, 1, 30)
+        with pbtest.Replayer(target) as r:
+            assert r.status()["head"] >= 31
+    with pbtest.Journal(jbin, log_name="pb-journal-import") as other:
+        other.start()
+        # a journal that is not a prefix of the file: refused, nothing added
+        with pbtest.Producer(other) as p:
+            kind, _ = p.publish(pbtest.envelope("registry.ally", "x-1", "registry",
+                                                {"country": "XXA", "name": "X",
+                                                 "joined": "2000-01-01"}))
+            assert kind == "ACK"
+        rc, out, err = Ctl(ctl.binary, other).run("import", full)
+        assert rc == 1 and b"not a prefix" in err, (rc, err)
+        assert head(other) == 1
+    with pbtest.Journal(jbin, options={"clock": "auto"}, log_name="pb-journal-auto") as auto:
+        auto.start()
+        rc, out, err = Ctl(ctl.binary, auto).run("import", full)
+        assert rc == 1 and b"--clock manual" in err, (rc, err)
+
+
+def check_import_corrupt(ctl, journal, jbin, tmp):
+    """a corrupted export is refused with the offset; nothing imported"""
+    full = os.path.join(tmp, "full.pbx")
+    data = open(full, "rb").read()
+    cases = []
+    flipped = bytearray(data)
+    at = len(data) // 2
+    flipped[at] ^= 0x01
+    cases.append(("flipped byte", bytes(flipped), at))
+    cases.append(("cut", data[:-5], len(data)))
+    cases.append(("not an export", b"\x81\xa1x\x01" + data[30:], 0))
+    cases.append(("garbage after", data + b"\xc1", len(data)))
+    with pbtest.Journal(jbin, log_name="pb-journal-import") as target:
+        target.start()
+        tctl = Ctl(ctl.binary, target)
+        for label, content, at in cases:
+            bad = os.path.join(tmp, "bad.pbx")
+            with open(bad, "wb") as f:
+                f.write(content)
+            rc, out, err = tctl.run("import", bad)
+            text = err.decode()
+            assert rc == 1 and "nothing imported" in text, (label, rc, text)
+            if label != "not an export":
+                offset = int(text.split("corrupt at byte ")[1].split(":")[0])
+                assert 0 < offset <= at, (label, offset, at, text)
+            assert head(target) == 0, label
+        rc, out, err = tctl.run("import", os.path.join(tmp, "nonexistent.pbx"))
+        assert rc == 1 and b"cannot open" in err, (rc, err)
+        # the journal refuses a raw IMPORT that breaks its rules, all or none
+        with pbtest.Replayer(target) as r:
+            events = [raw for _, raw in raw_log(journal, 1, 3)]
+            for frames, want in (
+                    ([pbtest.pack({"after": 5})] + events, b"IMPORT.after"),
+                    ([pbtest.pack({"after": 0})] + events[1:], b"seq"),
+                    ([pbtest.pack({"after": 0})] + events[:2] + [b"\xc1"], b"IMPORT[2]"),
+                    ([pbtest.pack({"after": 0})], b"IMPORT: want"),
+                    ([pbtest.pack({"after": 0})] + events[:1] + events[:1], b"IMPORT[1]")):
+                r.sock.send_multipart([b"IMPORT"] + frames)
+                kind, body = r.recv()
+                assert kind == b"ERROR" and want in pbtest.unpack(body)["error"].encode(), \
+                    (want, kind, body)
+            assert r.status()["head"] == 0
+
+
 def main():
     args = pbtest.parse_args()
     ctl_binary = os.path.join(args.bin_dir, "services", "ctl", "pbctl")
@@ -293,6 +435,19 @@ def main():
             results.run("rebuild: skips what the log shows quarantined, "
                         "applies it at ops.redrive",
                         check_rebuild_skips_quarantined, ctl, journal, nac)
+            tmp = tempfile.mkdtemp(prefix="pb-ops-")
+            try:
+                results.run("export, import into a fresh journal: the same log; "
+                            "export --resume after --to and after a cut tail",
+                            check_export_import, ctl, journal, args.journal, tmp)
+                results.run("import resumes from the target's head; not a prefix "
+                            "or an automatic clock refused",
+                            check_import_resume, ctl, journal, args.journal, tmp)
+                results.run("import of a corrupted export: the byte offset, nothing "
+                            "imported; bad IMPORT requests refused",
+                            check_import_corrupt, ctl, journal, args.journal, tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         finally:
             nac.close()
     results.finish()
