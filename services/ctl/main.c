@@ -22,6 +22,8 @@ static const s_command_t s_commands [] = {
     { "rebuild", pb_ctl_rebuild, "rebuild a worker's store from the log, compare, swap" },
     { "export",  pb_ctl_export,  "write the log to a portable, verified file" },
     { "import",  pb_ctl_import,  "append an export to an empty (or prefix) journal" },
+    { "trace",   pb_ctl_trace,   "an event's causes and effects (by cause)" },
+    { "quarantine", pb_ctl_quarantine, "list, show or redrive quarantined events" },
     { NULL, NULL, NULL }
 };
 
@@ -30,7 +32,7 @@ s_usage (FILE *out)
 {
     fprintf (out, "Usage: pbctl SUBCOMMAND [OPTIONS] [ARGS]\n\nSubcommands:\n");
     for (const s_command_t *c = s_commands; c->name; c++)
-        fprintf (out, "  %-9s %s\n", c->name, c->summary);
+        fprintf (out, "  %-10s %s\n", c->name, c->summary);
     fprintf (out, "\n'pbctl SUBCOMMAND --help' describes each one.\n%s",
              "Exit codes: 0 ok; 1 some input refused or difference found; 2 usage\n"
              "error; 3 journal unreachable or timeout.\n");

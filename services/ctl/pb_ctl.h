@@ -67,4 +67,12 @@ int
 int
     pb_ctl_import (int argc, char *argv []);
 
+//  trace SEQ: the causation chain, backward and forward
+int
+    pb_ctl_trace (int argc, char *argv []);
+
+//  quarantine list | show SEQ | redrive SEQ --worker W
+int
+    pb_ctl_quarantine (int argc, char *argv []);
+
 #endif

@@ -17,6 +17,18 @@ what the journal and the stores hold, read with the harness's own client
               so the rebuild differs from the live store that applied it;
               after an ops.redrive in the log the rebuild applies it there
               and agrees again
+  quarantine  a real quarantine (65 objectors) listed and shown; redrive
+              logs ops.redrive (by, src ops) and nac fails it again, caused
+              by the redrive; once 64 object, applied; the rebuild agrees
+  trace       a meeting, the adoption it caused (nac), the activity that
+              opened (activity): backward and forward, with depths
+  export      export, import into a fresh journal: the same log byte for
+              byte, the same log time, a resend still a duplicate, the hash
+              chain intact; --resume after --to and after a cut tail
+  import      resumes from a prefix; refused for a journal that is not a
+              prefix, an automatic clock, a corrupted file (flipped byte,
+              cut, garbage; the byte offset named, nothing imported), and
+              raw IMPORT requests that break the rules (all or none)
   ops auth    ops.* accepted on ingest only from src ops
 
 Run: /usr/bin/python3 tests/it/it_pbctl_ops.py --bin-dir BUILD
@@ -269,6 +281,128 @@ def check_rebuild_skips_quarantined(ctl, journal, nac):
     assert rc == 0 and out[0]["result"] == "same", (rc, out, err[-800:])
 
 
+def publish_all(journal, envs):
+    with pbtest.Producer(journal) as p:
+        answers = p.publish_all(envs)
+    assert all(k == "ACK" for k, _ in answers), answers[:3]
+    return [body["seq"] for _, body in answers]
+
+
+def check_quarantine(ctl, journal, nac):
+    """a real quarantine (65 objectors: more than notify.nac.blocked holds),
+    listed, shown, redriven (fails again), redriven once 64 object
+    (applied, caused by the redrive), and the rebuild agrees"""
+    allies = ["Q%s%s" % (a, b) for a in "ABC" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"][:65]
+    envs = [pbtest.envelope("registry.ally", "q-ally-%s" % a, "registry",
+                            {"country": a, "name": a, "joined": "2030-01-01"})
+            for a in allies]
+    envs.append(pbtest.envelope("nac.proposal", "q-prop", "it", {
+        "proposal": "big-1", "procedure": "meeting",
+        "action": {"kind": "cpe.assign", "partner": "GEO", "ally": "NOR"}}))
+    envs += [pbtest.envelope("nac.position", "q-obj-%s" % a, "it",
+                             {"proposal": "big-1", "ally": a, "position": "object"})
+             for a in allies]
+    envs.append(pbtest.envelope("nac.meeting", "q-meet", "it",
+                                {"proposal": "big-1", "outcome": "not_agreed"}))
+    m = publish_all(journal, envs)[-1]
+    wait_caught_up(nac, journal)
+    store = ["--worker", "nac", "--dir", nac.store_dir]
+    rc, out, err = ctl.json("quarantine", "list", *store)
+    assert rc == 0, (rc, err)
+    [rec] = [r for r in out if r.get("seq") == m]
+    assert rec["type"] == "nac.meeting" and "64 objectors" in rec["reason"], rec
+    rc, text, err = ctl.run("quarantine", "list", *store)
+    assert rc == 0 and b"seq %d" % m in text and b"quarantined in 1 stores" in text, text
+    rc, out, err = ctl.json("quarantine", "show", str(m), *store)
+    assert rc == 0 and out[0]["event"]["data"]["proposal"] == "big-1", (rc, out, err)
+    assert out[0]["event"]["seq"] == m
+    # a redrive while 65 still object fails again, caused by the redrive
+    rc, out, err = ctl.json("quarantine", "redrive", str(m), "--wait", "30", *store,
+                            env={"USER": "op-carol"})
+    assert rc == 1 and out[0]["outcome"] == "failed again", (rc, out, err)
+    r1 = out[0]["logged"]
+    [ev] = log(journal, r1, r1)
+    assert ev[1] == "ops.redrive" and ev[2]["src"] == "ops", ev
+    assert ev[2]["data"] == {"worker": "nac", "seq": m, "by": "op-carol"}, ev
+    wait_caught_up(nac, journal)
+    again = [e for e in log(journal, r1, prefixes=["notify.nac."])
+             if e[2].get("cause") == r1]
+    assert [e[1] for e in again] == ["notify.nac.quarantined"], again
+    # one concurs: the redrive applies the meeting, blocked by 64
+    publish_all(journal, [pbtest.envelope("nac.position", "q-concur", "it", {
+        "proposal": "big-1", "ally": allies[0], "position": "concur"})])
+    rc, out, err = ctl.json("quarantine", "redrive", str(m), "--wait", "30", *store)
+    assert rc == 0 and out[0]["outcome"] == "applied", (rc, out, err)
+    r2 = out[0]["logged"]
+    wait_caught_up(nac, journal)
+    blocked = [e for e in log(journal, r2, prefixes=["notify.nac."]) if e[2].get("cause") == r2]
+    assert [e[1] for e in blocked] == ["notify.nac.blocked"], blocked
+    assert blocked[0][2]["data"]["by"] == allies[1:]
+    # nothing left to redrive; bad command lines
+    rc, out, err = ctl.run("quarantine", "redrive", str(m), *store)
+    assert rc == 1 and b"has not quarantined" in err, (rc, err)
+    rc, out, err = ctl.run("quarantine", "show", "999999", *store)
+    assert rc == 1, (rc, err)
+    for argv in (["quarantine"], ["quarantine", "show", "5"], ["quarantine", "redrive",
+                 "--worker", "nac"], ["quarantine", "list", "--worker", "journal"],
+                 ["quarantine", "show", "0", "--worker", "nac"],
+                 ["quarantine", "list", "--wait", "3"], ["quarantine", "fix"]):
+        rc, out, err = ctl.run(*argv)
+        assert rc == 2, (argv, rc, err)
+    rc, out, err = ctl.run("quarantine", "list", "--worker", "nac", "--dir", "/nonexistent")
+    assert rc == 1, (rc, err)
+    # the log is the record: a rebuild quarantines m, fails it again at r1,
+    # applies it at r2, and so equals the live store
+    rc, out, err = ctl.json("rebuild", "nac", "--dir", nac.store_dir)
+    assert rc == 0 and out[0]["result"] == "same", (rc, out, err[-800:])
+
+
+def check_trace(ctl, journal, workers):
+    """backward and forward through two workers: a meeting, the adoption
+    it caused (nac), the activity it opened (activity)"""
+    seqs = publish_all(journal, [
+        pbtest.envelope("activity.registered", "t-act", "it", {
+            "activity": "ACT-T", "title": "Trace", "area": "operations",
+            "tool": "PCM", "partners": ["GEO"]}),
+        pbtest.envelope("nac.proposal", "t-prop", "it", {
+            "proposal": "p-trace", "procedure": "meeting",
+            "action": {"kind": "activity.open", "activity": "ACT-T", "partners": ["UKR"]}}),
+        pbtest.envelope("nac.meeting", "t-meet", "it",
+                        {"proposal": "p-trace", "outcome": "agreed"})])
+    m = seqs[-1]
+    for w in workers:
+        wait_caught_up(w, journal)
+    notes = log(journal, m, prefixes=["notify."])
+    [adopted] = [e for e in notes if e[2].get("cause") == m and e[1] == "notify.nac.adopted"]
+    a = adopted[0]
+    opened = [e for e in notes if e[2].get("cause") == a and e[1] == "notify.activity.opened"]
+    assert opened, [(e[0], e[1], e[2].get("cause")) for e in notes]
+    o = opened[0][0]
+    effects_of_m = sorted({e[0] for e in notes if e[2].get("cause") == m}
+                          | {e[0] for e in notes if e[2].get("cause") in
+                             {x[0] for x in notes if x[2].get("cause") == m}})
+    rc, out, err = ctl.json("trace", str(m))
+    assert rc == 0, (rc, err)
+    assert out[0]["role"] == "event" and out[0]["event"]["seq"] == m, out[0]
+    effects = [(l["event"]["seq"], l["depth"]) for l in out[1:]]
+    assert (a, 1) in effects and (o, 2) in effects, effects
+    assert all(l["role"] == "effect" for l in out[1:])
+    assert [s for s, _ in effects] == sorted(s for s, _ in effects)
+    assert set(s for s, _ in effects) >= set(effects_of_m), (effects, effects_of_m)
+    # backward from the opened activity: the meeting, the adoption, itself
+    rc, out, err = ctl.json("trace", str(o), "--to", str(o))
+    assert rc == 0, (rc, err)
+    assert [(l["role"], l["event"]["seq"], l["depth"]) for l in out] == \
+        [("cause", m, 0), ("cause", a, 1), ("event", o, 2)], out
+    rc, text, err = ctl.run("trace", str(o))
+    assert rc == 0 and b"2 causes" in text and b"notify.nac.adopted" in text, text
+    rc, out, err = ctl.run("trace", "99999999")
+    assert rc == 1 and b"no event" in err, (rc, err)
+    for argv in (["trace"], ["trace", "0"], ["trace", "x"], ["trace", "1", "2"]):
+        rc, out, err = ctl.run(*argv)
+        assert rc == 2, (argv, rc, err)
+
+
 def raw_log(journal, frm=1, to=None):
     return [(e[0], e[3]) for e in log(journal, frm, to)]
 
@@ -421,8 +555,11 @@ def main():
         journal.start()
         ctl = Ctl(ctl_binary, journal)
         nac = system.Worker("nac", nac_binary, journal)
+        activity = system.Worker("activity", system.find_worker(args.bin_dir, "activity"),
+                                 journal)
         try:
             nac.start()
+            activity.start()
             publish_file(ctl, REGISTRY)
             publish_file(ctl, DEMO)
             results.run("ops.* on ingest only from src ops", check_ops_auth, ctl, journal)
@@ -435,6 +572,11 @@ def main():
             results.run("rebuild: skips what the log shows quarantined, "
                         "applies it at ops.redrive",
                         check_rebuild_skips_quarantined, ctl, journal, nac)
+            results.run("quarantine list, show, redrive (fails again, then applied "
+                        "as caused by the redrive); the rebuild agrees",
+                        check_quarantine, ctl, journal, nac)
+            results.run("trace: causes and effects through nac and activity",
+                        check_trace, ctl, journal, [nac, activity])
             tmp = tempfile.mkdtemp(prefix="pb-ops-")
             try:
                 results.run("export, import into a fresh journal: the same log; "
@@ -450,6 +592,7 @@ def main():
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:
             nac.close()
+            activity.close()
     results.finish()
 
 
