@@ -9,6 +9,8 @@
 #include "pb_ctl_journal.h"
 #include "pb_sock.h"
 
+#include <msgpack.h>
+
 #include <errno.h>
 #include <time.h>
 
@@ -34,6 +36,50 @@ pb_ctl_journal_parse_u64 (const char *text, uint64_t *value_p)
     if (errno || *end)
         return false;
     *value_p = (uint64_t) value;
+    return true;
+}
+
+//  Parse TIME as ms, a date or a date and time (UTC). Returns true and sets
+//  *ms_p, or false. Dates must be real calendar dates.
+bool
+pb_ctl_journal_parse_time (const char *text, int64_t *ms_p)
+{
+    uint64_t ms = 0;
+    if (pb_ctl_journal_parse_u64 (text, &ms)) {
+        if (ms > INT64_MAX)
+            return false;
+        *ms_p = (int64_t) ms;
+        return true;
+    }
+    struct tm tm = { 0 };
+    int used = 0;
+    int year, month, day, hour = 0, minute = 0, second = 0;
+    if (sscanf (text, "%4d-%2d-%2d%n", &year, &month, &day, &used) != 3 || used != 10)
+        return false;
+    if (text [used] == 'T') {
+        int more = 0;
+        if (sscanf (text + used, "T%2d:%2d:%2dZ%n", &hour, &minute, &second, &more) != 3
+        ||  more != 10 || text [used + more] != 0)
+            return false;
+    }
+    else
+    if (text [used] != 0)
+        return false;
+    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31
+    ||  hour > 23 || minute > 59 || second > 59 || hour < 0 || minute < 0 || second < 0)
+        return false;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    time_t secs = timegm (&tm);
+    struct tm check;
+    if (secs < 0 || !gmtime_r (&secs, &check) || check.tm_mday != day
+    ||  check.tm_mon != month - 1)
+        return false;                   //  2023-02-29 and the like
+    *ms_p = (int64_t) secs * 1000;
     return true;
 }
 
@@ -230,6 +276,52 @@ pb_ctl_journal_replay (zsock_t *replay, uint64_t from, uint64_t to,
         rc = s_replay_reply (replay, reply, fn, arg, end, error, error_size);
         zmsg_destroy (&reply);
     }
+    return rc;
+}
+
+//  The ts of the one event a replay of one seq sends
+static int
+s_on_ts (const void *bytes, size_t size, void *arg)
+{
+    int64_t *ts_p = (int64_t *) arg;
+    msgpack_unpacked result;
+    msgpack_unpacked_init (&result);
+    if (msgpack_unpack_next (&result, bytes, size, NULL) == MSGPACK_UNPACK_SUCCESS
+    &&  result.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *map = &result.data.via.map;
+        for (uint32_t i = 0; i < map->size; i++) {
+            const msgpack_object *key = &map->ptr [i].key;
+            const msgpack_object *value = &map->ptr [i].val;
+            if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == 2
+            &&  memcmp (key->via.str.ptr, "ts", 2) == 0)
+                *ts_p = value->type == MSGPACK_OBJECT_NEGATIVE_INTEGER? value->via.i64
+                      : (int64_t) value->via.u64;
+        }
+    }
+    msgpack_unpacked_destroy (&result);
+    return 0;
+}
+
+int
+pb_ctl_journal_seq_at (zsock_t *replay, int64_t ms, int timeout_ms,
+                       uint64_t *seq_p, char *error, size_t error_size)
+{
+    pb_wire_status_t status;
+    int rc = pb_ctl_journal_status (replay, timeout_ms, &status, error, error_size);
+    uint64_t low = 1, high = status.head + 1;  //  the answer is in [low, high]
+    while (rc == 0 && low < high) {
+        uint64_t mid = low + (high - low) / 2;
+        int64_t ts = INT64_MIN;
+        pb_wire_end_t end;
+        rc = pb_ctl_journal_replay (replay, mid, mid, NULL, 0, timeout_ms, s_on_ts, &ts,
+                                    &end, error, error_size);
+        if (ts >= ms)
+            high = mid;
+        else
+            low = mid + 1;
+    }
+    if (rc == 0)
+        *seq_p = low;
     return rc;
 }
 

@@ -64,6 +64,21 @@ int
 bool
     pb_ctl_journal_parse_u64 (const char *text, uint64_t *value_p);
 
+//  Parse TIME as ms since the epoch, a date YYYY-MM-DD or a date and time
+//  YYYY-MM-DDTHH:MM:SSZ (UTC); dates must be real calendar dates. Returns
+//  true and sets *ms_p, or false.
+bool
+    pb_ctl_journal_parse_time (const char *text, int64_t *ms_p);
+
+//  The first seq whose ts (the journal's append time) is at or after 'ms',
+//  found by bisection over single-event replays (ts follows the journal's
+//  wall clock, so it does not go back while that clock does not), or the
+//  head + 1 if there is none. Returns 0 and sets *seq_p, or an exit code
+//  with the sentence in 'error'.
+int
+    pb_ctl_journal_seq_at (zsock_t *replay, int64_t ms, int timeout_ms,
+                           uint64_t *seq_p, char *error, size_t error_size);
+
 //  A new socket of 'type' connected to 'endpoint' (ZMQ_DEALER, ZMQ_SUB),
 //  or NULL (the reason was logged). Caller owns it.
 zsock_t *

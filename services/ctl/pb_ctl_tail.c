@@ -33,6 +33,8 @@ static const char *s_help =
     "envelopes as JSON lines (bin as hex strings).\n"
     "Options:\n"
     "  --from SEQ       replay history from SEQ first\n"
+    "  --since TIME     replay history from the first event with ts >= TIME\n"
+    "                   (ms, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) first\n"
     "  --count N        stop after N events\n"
     PB_CTL_JOURNAL_OPTS_HELP;
 
@@ -233,6 +235,7 @@ pb_ctl_tail (int argc, char *argv [])
     s_tail_t self = { .prefix_count = 0 };
     pb_ctl_journal_opts_init (&self.opts);
     uint64_t from = 0;
+    int64_t since = INT64_MIN;
     int i = 1;
     while (i < argc) {
         int rc = pb_ctl_journal_opts_parse (&self.opts, argc, argv, &i);
@@ -242,6 +245,9 @@ pb_ctl_tail (int argc, char *argv [])
             continue;
         const char *arg = argv [i];
         bool ok = true;
+        if (streq (arg, "--since"))
+            ok = i + 1 < argc && pb_ctl_journal_parse_time (argv [++i], &since);
+        else
         if (streq (arg, "--from") || streq (arg, "--count")) {
             uint64_t *value = streq (arg, "--from")? &from: &self.count_max;
             ok = i + 1 < argc && pb_ctl_journal_parse_u64 (argv [++i], value) && *value >= 1;
@@ -262,6 +268,23 @@ pb_ctl_tail (int argc, char *argv [])
     if (self.opts.help) {
         fputs (s_help, stdout);
         return PB_CTL_EXIT_OK;
+    }
+    if (since != INT64_MIN && from) {
+        fprintf (stderr, "pbctl tail: --from or --since, not both\n");
+        return PB_CTL_EXIT_USAGE;
+    }
+    if (since != INT64_MIN) {
+        //  The time becomes the seq of the first event at or after it
+        zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, self.opts.replay);
+        char error [300] = "";
+        int rc = replay? pb_ctl_journal_seq_at (replay, since, self.opts.timeout_ms,
+                                                &from, error, sizeof error)
+                       : PB_CTL_EXIT_USAGE;
+        zsock_destroy (&replay);
+        if (rc) {
+            fprintf (stderr, "pbctl tail: %s\n", error);
+            return rc;
+        }
     }
     self.every_type = self.prefix_count == 0;
     for (size_t p = 0; p < self.prefix_count; p++)

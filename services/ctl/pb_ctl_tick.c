@@ -23,49 +23,6 @@ static const char *s_help =
     "  --now TIME       the new log time (required)\n"
     PB_CTL_JOURNAL_OPTS_HELP;
 
-//  Parse TIME as ms, a date or a date and time (UTC). Returns true and sets
-//  *ms_p, or false. Dates must be real calendar dates.
-static bool
-s_parse_time (const char *text, int64_t *ms_p)
-{
-    uint64_t ms = 0;
-    if (pb_ctl_journal_parse_u64 (text, &ms)) {
-        if (ms > INT64_MAX)
-            return false;
-        *ms_p = (int64_t) ms;
-        return true;
-    }
-    struct tm tm = { 0 };
-    int used = 0;
-    int year, month, day, hour = 0, minute = 0, second = 0;
-    if (sscanf (text, "%4d-%2d-%2d%n", &year, &month, &day, &used) != 3 || used != 10)
-        return false;
-    if (text [used] == 'T') {
-        int more = 0;
-        if (sscanf (text + used, "T%2d:%2d:%2dZ%n", &hour, &minute, &second, &more) != 3
-        ||  more != 10 || text [used + more] != 0)
-            return false;
-    }
-    else
-    if (text [used] != 0)
-        return false;
-    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31
-    ||  hour > 23 || minute > 59 || second > 59 || hour < 0 || minute < 0 || second < 0)
-        return false;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = month - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = minute;
-    tm.tm_sec = second;
-    time_t secs = timegm (&tm);
-    struct tm check;
-    if (secs < 0 || !gmtime_r (&secs, &check) || check.tm_mday != day
-    ||  check.tm_mon != month - 1)
-        return false;                   //  2023-02-29 and the like
-    *ms_p = (int64_t) secs * 1000;
-    return true;
-}
 
 static int
 s_request (pb_ctl_journal_opts_t *opts, zsock_t *replay, int64_t now)
@@ -148,7 +105,7 @@ pb_ctl_tick (int argc, char *argv [])
         return PB_CTL_EXIT_OK;
     }
     int64_t now = 0;
-    if (!now_text || !s_parse_time (now_text, &now)) {
+    if (!now_text || !pb_ctl_journal_parse_time (now_text, &now)) {
         fprintf (stderr, "pbctl tick: --now wants ms, YYYY-MM-DD or "
                  "YYYY-MM-DDTHH:MM:SSZ (see --help)\n");
         return PB_CTL_EXIT_USAGE;

@@ -29,6 +29,14 @@ what the journal and the stores hold, read with the harness's own client
               prefix, an automatic clock, a corrupted file (flipped byte,
               cut, garbage; the byte offset named, nothing imported), and
               raw IMPORT requests that break the rules (all or none)
+  replay      --since/--until by ts (bisection), with prefixes and --to SEQ;
+              tail --since; bad times refused
+  replay --to re-publishes upstream events only, in their producer's form,
+              to another journal's ingest; ops.replay logged on the source;
+              a second run appends nothing; a dead target exits 3
+  progress    export, import, replay, rebuild: progress on stderr when it
+              is a terminal (a pty), nothing on stderr otherwise
+  help        every operator subcommand's --help, listed in pbctl --help
   ops auth    ops.* accepted on ingest only from src ops
 
 Run: /usr/bin/python3 tests/it/it_pbctl_ops.py --bin-dir BUILD
@@ -403,6 +411,142 @@ def check_trace(ctl, journal, workers):
         assert rc == 2, (argv, rc, err)
 
 
+UPSTREAM = ("registry.", "nac.", "cpe.", "activity.")
+OPS_SUBCOMMANDS = ("rebuild", "export", "import", "trace", "quarantine", "replay", "tail")
+
+
+def check_help(ctl):
+    for sub in OPS_SUBCOMMANDS:
+        proc = subprocess.run([ctl.binary, sub, "--help"], capture_output=True, timeout=10)
+        assert proc.returncode == 0, (sub, proc.returncode, proc.stderr)
+        assert b"Usage: pbctl " + sub.encode() in proc.stdout, (sub, proc.stdout)
+        assert b"Exit codes" in proc.stdout, (sub, proc.stdout)
+    proc = subprocess.run([ctl.binary, "--help"], capture_output=True, timeout=10)
+    for sub in OPS_SUBCOMMANDS:
+        assert b"  " + sub.encode() + b" " in proc.stdout, (sub, proc.stdout)
+
+
+def run_on_tty(argv, timeout=60):
+    """Run with stderr on a pseudo-terminal; returns (rc, stdout, tty text)"""
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read()
+    rc = proc.wait(timeout)
+    os.close(master)
+    return rc, out, b"".join(chunks)
+
+
+def check_progress(ctl, journal, nac, tmp):
+    """long operations show progress on a terminal, nothing otherwise"""
+    j = journal
+    eps = ["--ingest", j.ingest, "--fanout", j.fanout, "--replay", j.replay]
+    path = os.path.join(tmp, "progress.pbx")
+    cases = [(["export", path], b"export: seq"),
+             (["replay", "--format", "msgpack"], b"replay: "),
+             (["rebuild", "nac", "--dir", nac.store_dir], b"rebuild nac: ")]
+    for args, marker in cases:
+        if os.path.exists(path):
+            os.unlink(path)
+        rc, out, tty = run_on_tty([ctl.binary] + args[:1] + eps + args[1:])
+        assert rc == 0 and marker in tty, (args, rc, tty[-300:])
+        if os.path.exists(path):
+            os.unlink(path)
+        rc, out, err = ctl.run(*args)
+        assert rc == 0 and err == b"", (args, rc, err[-300:])
+    # import, into a fresh journal each time
+    ctl.run("export", path)
+    for on_tty in (True, False):
+        with pbtest.Journal(j.binary, log_name="pb-journal-import") as target:
+            target.start()
+            teps = ["--ingest", target.ingest, "--replay", target.replay]
+            if on_tty:
+                rc, out, tty = run_on_tty([ctl.binary, "import"] + teps + [path])
+                assert rc == 0 and b"import: seq" in tty, (rc, tty[-300:])
+            else:
+                proc = subprocess.run([ctl.binary, "import"] + teps + [path],
+                                      capture_output=True, timeout=60)
+                assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    os.unlink(path)
+
+
+def check_replay_time(ctl, journal):
+    """replay and tail by time: ts ranges found by bisection"""
+    events = log(journal)
+    ts = [e[2]["ts"] for e in events]
+    assert ts == sorted(ts), "ts went back in this log: the test assumes it does not"
+    t1 = ts[len(ts) // 3]
+    t2 = ts[2 * len(ts) // 3]
+    want = [e[0] for e in events if e[2]["ts"] >= t1]
+    rc, out, err = ctl.json("replay", "--since", str(t1))
+    assert rc == 0 and [e["seq"] for e in out] == want, (rc, len(out), len(want), err)
+    want = [e[0] for e in events if t1 <= e[2]["ts"] <= t2]
+    rc, out, err = ctl.json("replay", "--since", str(t1), "--until", str(t2))
+    assert rc == 0 and [e["seq"] for e in out] == want, (rc, len(out), len(want), err)
+    want = [e[0] for e in events if e[2]["ts"] <= t2 and e[1].startswith("nac.")]
+    rc, out, err = ctl.json("replay", "--until", str(t2), "--prefix", "nac.")
+    assert rc == 0 and [e["seq"] for e in out] == want, (rc, len(out), len(want), err)
+    for since, until in (("2000-01-01", "2000-01-02"), ("2999-01-01", None)):
+        args = ["--since", since] + (["--until", until] if until else [])
+        rc, out, err = ctl.json("replay", *args)
+        assert rc == 0 and out == [], (args, rc, out[:2], err)
+    rc, out, err = ctl.json("replay", "--since", "1970-01-01", "--to", "5")
+    assert rc == 0 and [e["seq"] for e in out] == [1, 2, 3, 4, 5], (rc, out)
+    for argv in (["--since", "yesterday"], ["--until", "2023-02-29"],
+                 ["--since", "2020-01-02", "--until", "2020-01-01"]):
+        rc, out, err = ctl.run("replay", *argv)
+        assert rc == 2, (argv, rc, err)
+    # tail --since: history from that time, then live
+    want = [e[0] for e in events if e[2]["ts"] >= t2][:5]
+    rc, out, err = ctl.json("tail", "--since", str(t2), "--count", str(len(want)),
+                            timeout=30)
+    assert rc == 0 and [e["seq"] for e in out] == want, (rc, out, err)
+    rc, out, err = ctl.run("tail", "--since", str(t2), "--from", "3")
+    assert rc == 2, (rc, err)
+
+
+def check_replay_to(ctl, journal, jbin):
+    """re-published to another journal: upstream events only, producer form"""
+    source = log(journal)
+    upstream = [e for e in source if e[1].startswith(UPSTREAM)]
+    with pbtest.Journal(jbin, log_name="pb-journal-target") as target:
+        target.start()
+        before = head(journal)
+        rc, out, err = ctl.json("replay", "--to", target.ingest, env={"USER": "op-dan"})
+        assert rc == 0, (rc, out, err[-500:])
+        res = out[0]
+        assert res["events"] == len(upstream) and res["refused"] == 0, res
+        assert res["from"] == 1 and res["through"] >= upstream[-1][0], res
+        got = log(target)
+        strip = lambda env: {k: v for k, v in env.items() if k not in ("seq", "ts")}
+        assert [strip(e[2]) for e in got] == [strip(e[2]) for e in upstream]
+        # logged on the source, after
+        [ops] = log(journal, res["logged"], res["logged"])
+        assert ops[1] == "ops.replay" and ops[2]["data"]["to"] == target.ingest, ops
+        assert ops[2]["data"]["by"] == "op-dan" and ops[2]["data"]["events"] == len(upstream)
+        assert res["logged"] > before
+        # again: every event is a duplicate there, nothing appended
+        n = head(target)
+        rc, out, err = ctl.json("replay", "--to", target.ingest, "--prefix", "registry.")
+        assert rc == 0 and out[0]["refused"] == 0, (rc, out, err)
+        assert head(target) == n
+    dead = "tcp://127.0.0.1:%d" % pbtest.free_port()
+    rc, out, err = ctl.run("replay", "--to", dead, "--timeout", "1")
+    assert rc == 3 and b"stopped answering" in err, (rc, err)
+    rc, out, err = ctl.run("replay", "--to", dead, "--format", "msgpack")
+    assert rc == 2, (rc, err)
+
+
 def raw_log(journal, frm=1, to=None):
     return [(e[0], e[3]) for e in log(journal, frm, to)]
 
@@ -562,6 +706,7 @@ def main():
             activity.start()
             publish_file(ctl, REGISTRY)
             publish_file(ctl, DEMO)
+            results.run("--help of every operator subcommand", check_help, ctl)
             results.run("ops.* on ingest only from src ops", check_ops_auth, ctl, journal)
             results.run("rebuild: usage and missing store", check_rebuild_usage, ctl, nac)
             results.run("rebuild: same as live, ops.rebuild logged, nothing published",
@@ -577,6 +722,10 @@ def main():
                         check_quarantine, ctl, journal, nac)
             results.run("trace: causes and effects through nac and activity",
                         check_trace, ctl, journal, [nac, activity])
+            results.run("replay --since/--until and tail --since", check_replay_time,
+                        ctl, journal)
+            results.run("replay --to ENDPOINT: upstream events to another journal, "
+                        "ops.replay logged", check_replay_to, ctl, journal, args.journal)
             tmp = tempfile.mkdtemp(prefix="pb-ops-")
             try:
                 results.run("export, import into a fresh journal: the same log; "
@@ -588,6 +737,8 @@ def main():
                 results.run("import of a corrupted export: the byte offset, nothing "
                             "imported; bad IMPORT requests refused",
                             check_import_corrupt, ctl, journal, args.journal, tmp)
+                results.run("progress on a terminal only: export, import, replay, "
+                            "rebuild", check_progress, ctl, journal, nac, tmp)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:
