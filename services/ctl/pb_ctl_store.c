@@ -5,6 +5,8 @@
 #include "pb_ctl_store.h"
 #include "pb_worker.h"
 
+#include <lmdb.h>
+
 static int
 s_nibble (char c)
 {
@@ -104,6 +106,41 @@ pb_ctl_store_progress (const char *dir, uint64_t *applied_p, int64_t *now_p)
 }
 
 //  --------------------------------------------------------------------------
+
+int
+pb_ctl_store_env (const char *dir, pb_ctl_store_env_t *info)
+{
+    assert (dir && info);
+    memset (info, 0, sizeof *info);
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    ssize_t size = zsys_file_size (path);
+    if (size < 0)
+        return -1;                      //  Not there: do not let LMDB create it
+    MDB_env *env = NULL;
+    int rc = mdb_env_create (&env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs (env, 16);
+    if (rc == 0)
+        rc = mdb_env_open (env, dir, MDB_RDONLY, 0600);
+    if (rc == 0) {
+        MDB_envinfo env_info;
+        MDB_stat env_stat;
+        mdb_env_info (env, &env_info);
+        mdb_env_stat (env, &env_stat);
+        info->file_bytes = (uint64_t) size;
+        info->map_bytes = env_info.me_mapsize;
+        info->used_bytes = (uint64_t) (env_info.me_last_pgno + 1) * env_stat.ms_psize;
+    }
+    else
+        fprintf (stderr, "pbctl: cannot read the LMDB environment in %s: %s\n", dir,
+                 mdb_strerror (rc));
+    if (env)
+        mdb_env_close (env);
+    return rc? -1: 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Self test: a missing store is refused and created nowhere (stores with
 //  data are read by tests/it/it_pbctl.py, from real workers)
 
@@ -120,6 +157,9 @@ pb_ctl_store_test (bool verbose)
     char path [64];
     snprintf (path, sizeof path, "%s/data.mdb", dir);
     assert (!zsys_file_exists (path));  //  read-only: nothing created
+    pb_ctl_store_env_t info;
+    assert (pb_ctl_store_env (dir, &info) == -1);
+    assert (!zsys_file_exists (path));
     assert (rmdir (dir) == 0);
     printf ("OK\n");
 }

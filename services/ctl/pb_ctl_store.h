@@ -29,6 +29,19 @@ int
 int
     pb_ctl_store_progress (const char *dir, uint64_t *applied_p, int64_t *now_p);
 
+//  An LMDB environment's size, as the journal's log: data file, map, pages
+//  in use
+typedef struct {
+    uint64_t file_bytes;                //  size of data.mdb
+    uint64_t map_bytes;                 //  map size
+    uint64_t used_bytes;                //  pages up to the last one in use
+} pb_ctl_store_env_t;
+
+//  Read the sizes of the LMDB environment in 'dir', read-only (a running
+//  journal's too). Returns 0, or -1 if there is none (nothing created).
+int
+    pb_ctl_store_env (const char *dir, pb_ctl_store_env_t *env);
+
 //  Self test of this module
 void
     pb_ctl_store_test (bool verbose);

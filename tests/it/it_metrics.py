@@ -21,14 +21,20 @@ Replayer), and that they move:
               a decision and partners without a CPE (cpe), before and after
               the decision; partners without a CPE = the vacancies the log
               announced, less the partners that became Allies
+  status      pbctl status --json: quarantine count, store and map sizes
+              (= the files and the /metrics), lag in events and seconds of a
+              stopped worker, rates while events flow, --watch rounds
 
 Run: /usr/bin/python3 tests/it/it_metrics.py --bin-dir BUILD
 """
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -248,6 +254,98 @@ def check_business(j, nac_port, cpe_port, ctl):
         wait_value(nac_port, 'pb_nac_proposals_silence{worker="nac"}', 0, timeout=20)
 
 
+def status(ctl, j, workers, *extra):
+    args = [ctl, "status", "--json", "--replay", j.replay,
+            "--journal-dir", os.path.join(j.data_dir, "log")] + list(extra)
+    for w in workers:
+        args += ["--worker", "%s=%s" % (w.name, w.store_dir)]
+    proc = subprocess.run(args, capture_output=True, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-500:])
+    return [json.loads(line) for line in proc.stdout.decode().splitlines()]
+
+
+def check_status(j, nac, cpe, ports, ctl):
+    """pbctl status: lag in seconds, rates, quarantine, store sizes, as
+    the stores and the workers' own /metrics say"""
+    with pbtest.Producer(j) as p:
+        #  A quarantine: 65 objectors are more than notify.nac.blocked holds
+        allies = ["Q%s%s" % (a, b) for a in "ABC" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"][:65]
+        assert all(k == "ACK" for k, _ in p.publish_all([pbtest.envelope(
+            "registry.ally", "q-ally-" + a, src="registry",
+            data={"country": a, "name": a, "joined": "2030-01-01"}) for a in allies]))
+        publish(p, pbtest.envelope("nac.proposal", "q-p", data={
+            "proposal": "q-big", "procedure": "meeting",
+            "action": {"kind": "cpe.assign", "partner": "UKR", "ally": "FRA"}}))
+        assert all(k == "ACK" for k, _ in p.publish_all([pbtest.envelope(
+            "nac.position", "q-obj-" + a, data={"proposal": "q-big", "ally": a,
+                                                 "position": "object"}) for a in allies]))
+        publish(p, pbtest.envelope("nac.meeting", "q-m", data={
+            "proposal": "q-big", "outcome": "not_agreed"}))
+    h = head(j)
+    wait_value(ports["nac"], 'pb_worker_quarantined{worker="nac"}', 1, timeout=20)
+    wait_value(ports["cpe"], 'pb_worker_applied_seq{worker="cpe"}', h, timeout=20)
+    [report] = status(ctl, j, [nac, cpe], "--rate-ms", "0")
+    assert report["head"] >= h and report["rate"] is None, report
+    by = {w["name"]: w for w in report["workers"]}
+    assert by["nac"]["quarantined"] == 1 and by["cpe"]["quarantined"] == 0, by
+    for w in (nac, cpe):
+        item = by[w.name]
+        assert item["lag"] == 0 and item["lag_seconds"] == 0 and item["rate"] is None, item
+        assert item["store_bytes"] == os.path.getsize(os.path.join(w.store_dir, "data.mdb"))
+        values = scrape(ports[w.name])
+        key = '{worker="%s"}' % w.name
+        assert item["map_bytes"] == values["pb_worker_map_bytes" + key], (item, values)
+        assert 0 < item["map_used_bytes"] <= item["store_bytes"], item
+        assert 0 < item["map_use"] < 1, item
+    log = os.path.join(j.data_dir, "log", "data.mdb")
+    assert report["journal"]["store_bytes"] == os.path.getsize(log), report["journal"]
+    assert report["journal"]["map_bytes"] == scrape(ports["journal"])["pb_journal_map_bytes"]
+    #  Lag in seconds: the cpe worker stopped while the log moves on a minute
+    assert cpe.term() == 0
+    before = report["now"]
+    with pbtest.Replayer(j) as r:
+        kind, body = r.tick(before + 60000)
+        assert kind == "TICKED", body
+    with pbtest.Producer(j) as p:
+        publish(p, feedback(5000))
+    [report] = status(ctl, j, [nac, cpe], "--rate-ms", "0")
+    by = {w["name"]: w for w in report["workers"]}
+    assert by["cpe"]["lag"] == report["head"] - by["cpe"]["applied_seq"] >= 2, by["cpe"]
+    assert by["cpe"]["lag_seconds"] == 60.0, by["cpe"]
+    cpe.start()
+    #  Rates: events published during the sample interval
+    stop = []
+
+    def feed():
+        with pbtest.Producer(j) as p:
+            i = 6000
+            while not stop:
+                publish(p, feedback(i))
+                i += 1
+                time.sleep(0.005)
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        time.sleep(0.3)
+        [report] = status(ctl, j, [nac, cpe], "--rate-ms", "1500")
+    finally:
+        stop.append(1)
+        t.join()
+    assert report["rate"] > 0, report
+    nac_rate = [w["rate"] for w in report["workers"] if w["name"] == "nac"][0]
+    assert nac_rate is not None and nac_rate > 0, report["workers"]
+    #  --watch: one report a round, until interrupted; text for people
+    args = [ctl, "status", "--watch", "1", "--rate-ms", "0", "--replay", j.replay,
+            "--worker", "nac=" + nac.store_dir]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    text = out.decode()
+    assert text.count("journal  head") >= 2, text
+    assert "quarantined 1" in text and "map " in text and "rate " in text, text
+
+
 def main():
     args = pbtest.parse_args()
     bins = system.worker_binaries(args.bin_dir)
@@ -275,8 +373,10 @@ def main():
                 "worker: not ready while catching up, ready after",
                 check_worker_ready, j, nac, ports["nac"], state):
             cpe.start()
-            results.run("business gauges: silence, waiting, without a CPE",
-                        check_business, j, ports["nac"], ports["cpe"], ctl)
+            if results.run("business gauges: silence, waiting, without a CPE",
+                           check_business, j, ports["nac"], ports["cpe"], ctl):
+                results.run("pbctl status: lag seconds, rates, quarantine, stores",
+                            check_status, j, nac, cpe, ports, ctl)
     finally:
         for w in workers:
             w.close()

@@ -213,7 +213,7 @@ def registry_in_log(up):
 
 
 def worker_applied(up, pbctl):
-    args = [pbctl, "status", "--json", "--replay", up.replay]
+    args = [pbctl, "status", "--json", "--rate-ms", "0", "--replay", up.replay]
     for name in NAMES[1:]:
         args += ["--worker", "%s=%s" % (name, os.path.join(up.data_dir, name))]
     proc = subprocess.run(args, capture_output=True, timeout=30)
