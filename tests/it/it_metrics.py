@@ -379,6 +379,18 @@ def main():
                             check_status, j, nac, cpe, ports, ctl)
     finally:
         for w in workers:
+            if w.alive():
+                w.term()
+            try:                        # a worker's sanitizer report fails the run
+                with open(w.log_path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                text = ""
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                           "runtime error:"):
+                if marker in text:
+                    pbtest.SANITIZER_REPORTS.append(text[text.find(marker):][:3000])
+                    print("SANITIZER REPORT in pb-%s:\n%s" % (w.name, pbtest.SANITIZER_REPORTS[-1]))
             w.close()
         j.close()
         subprocess.run(["rm", "-rf", tmp])

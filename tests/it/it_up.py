@@ -196,6 +196,19 @@ class Up:
             if pid_alive(pid) and pid_binary(pid) in ("pb-" + n for n in NAMES):
                 os.kill(pid, signal.SIGKILL)
         for path in (getattr(self, "out_path", None), getattr(self, "err_path", None)):
+            #  up's and its children's output: any sanitizer report fails
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except (OSError, TypeError):
+                text = ""
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                           "runtime error:"):
+                if marker in text:
+                    at = text.find(marker)
+                    pbtest.SANITIZER_REPORTS.append(text[max(0, at - 200):at + 3000])
+                    print("SANITIZER REPORT:\n" + pbtest.SANITIZER_REPORTS[-1], flush=True)
+                    break
             if path and not os.environ.get("PB_IT_KEEP"):
                 try:
                     os.unlink(path)
