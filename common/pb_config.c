@@ -124,6 +124,34 @@ s_parse_file (const char *filename)
     return root;
 }
 
+//  A key in this service's own section that the table does not know is a
+//  typo or a key of another version: refused, so that a setting the
+//  operator wrote is never silently ignored. Other sections belong to the
+//  other services of the same file.
+static int
+s_check_section (const pb_config_entry_t *table, zconfig_t *root, const char *filename)
+{
+    const char *slash = strchr (table->path, '/');
+    if (!slash || (size_t) (slash - table->path) >= 64)
+        return 0;
+    char section [64];
+    memcpy (section, table->path, slash - table->path);
+    section [slash - table->path] = 0;
+    zconfig_t *sec = zconfig_locate (root, section);
+    for (zconfig_t *item = sec? zconfig_child (sec): NULL; item; item = zconfig_next (item)) {
+        char path [160];
+        snprintf (path, sizeof path, "%s/%s", section, zconfig_name (item));
+        bool known = false;
+        for (const pb_config_entry_t *e = table; e->path && !known; e++)
+            known = streq (e->path, path);
+        if (!known) {
+            fprintf (stderr, "config: %s (%s): unknown key (see --help)\n", path, filename);
+            return PB_CONFIG_BAD_KEY;
+        }
+    }
+    return 0;
+}
+
 //  Apply every key of the table found in a ZPL file
 static int
 s_load_file (const pb_config_entry_t *table, void *cfg, const char *filename)
@@ -133,7 +161,7 @@ s_load_file (const pb_config_entry_t *table, void *cfg, const char *filename)
         fprintf (stderr, "config: cannot read or parse '%s'\n", filename);
         return PB_CONFIG_BAD_FILE;
     }
-    int rc = 0;
+    int rc = s_check_section (table, root, filename);
     for (const pb_config_entry_t *e = table; e->path && rc == 0; e++) {
         zconfig_t *item = zconfig_locate (root, e->path);
         if (item && zconfig_value (item))
@@ -148,6 +176,7 @@ s_print_help (const pb_config_entry_t *table)
 {
     printf ("Options (each also a key of the --config FILE in ZPL):\n");
     printf ("  --config FILE        read the configuration from FILE\n");
+    printf ("  --check-config       load and check it all, print the result, exit\n");
     for (const pb_config_entry_t *e = table; e->path; e++)
         printf ("  --%-24s %s (default %s)\n", e->path, e->help,
                 *e->default_value? e->default_value: "\"\"");
@@ -170,7 +199,12 @@ pb_config_load (const pb_config_entry_t *table, void *cfg,
     assert (rc == 0);                   //  A bad default is a programmer error
 
     //  The file first, wherever --config stands, so the command line wins
+    bool check = false;
     for (int i = 1; i < argc && rc == 0; i++) {
+        if (streq (argv [i], "--check-config")) {
+            check = true;
+            continue;
+        }
         if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
             s_print_help (table);
             return PB_CONFIG_HELP;
@@ -196,7 +230,7 @@ pb_config_load (const pb_config_entry_t *table, void *cfg,
             i++;
             continue;
         }
-        if (strncmp (arg, "--config=", 9) == 0)
+        if (strncmp (arg, "--config=", 9) == 0 || streq (arg, "--check-config"))
             continue;
         if (strncmp (arg, "--", 2) != 0) {
             if (rest && rest_count && *rest_count < rest_max)
@@ -232,6 +266,28 @@ pb_config_load (const pb_config_entry_t *table, void *cfg,
             }
         }
         rc = s_set (entry, cfg, value, "command line");
+    }
+    if (rc == 0 && check) {
+        //  Everything parsed: say so with the effective values (the
+        //  caller's own cross-key checks have not run yet: see the
+        //  service's --check-config)
+        for (const pb_config_entry_t *e = table; e->path; e++) {
+            const char *field = (const char *) cfg + e->offset;
+            int64_t number;
+            bool flag;
+            if (e->type == PB_CONFIG_STR)
+                printf ("%s = \"%s\"\n", e->path, field);
+            else
+            if (e->type == PB_CONFIG_BOOL) {
+                memcpy (&flag, field, sizeof flag);
+                printf ("%s = %s\n", e->path, flag? "true": "false");
+            }
+            else {
+                memcpy (&number, field, sizeof number);
+                printf ("%s = %" PRId64 "\n", e->path, number);
+            }
+        }
+        return PB_CONFIG_CHECKED;
     }
     return rc;
 }
@@ -343,6 +399,28 @@ pb_config_test (bool verbose)
     long_value [sizeof long_value - 1] = 0;
     char *too_long [] = { "prog", "--name", long_value, NULL };
     assert (pb_config_load (s_test_table, &cfg, 3, too_long, NULL, 0, NULL) == PB_CONFIG_BAD_VALUE);
+
+    //  A typo in our own section is refused; another service's section
+    //  in the same file is not ours to judge
+    file = fopen (path, "w");
+    assert (file);
+    fprintf (file, "other\n    anything = 1\ntest\n    name = gamma\n");
+    fclose (file);
+    char *shared [] = { "prog", "--config", path, NULL };
+    assert (pb_config_load (s_test_table, &cfg, 3, shared, NULL, 0, NULL) == 0);
+    assert (streq (cfg.name, "gamma"));
+    file = fopen (path, "w");
+    assert (file);
+    fprintf (file, "test\n    nmae = gamma\n");
+    fclose (file);
+    assert (pb_config_load (s_test_table, &cfg, 3, shared, NULL, 0, NULL) == PB_CONFIG_BAD_KEY);
+    //  --check-config: everything loaded, then PB_CONFIG_CHECKED; an error
+    //  is still the error
+    char *check [] = { "prog", "--check-config", "--batch-max", "7", NULL };
+    assert (pb_config_load (s_test_table, &cfg, 4, check, NULL, 0, NULL) == PB_CONFIG_CHECKED);
+    assert (cfg.count == 7);
+    char *check_bad [] = { "prog", "--check-config", "--batch-max", "0", NULL };
+    assert (pb_config_load (s_test_table, &cfg, 4, check_bad, NULL, 0, NULL) == PB_CONFIG_BAD_VALUE);
 
     if (verbose)
         pb_config_print_reference (s_test_table, stdout);

@@ -43,7 +43,8 @@ typedef struct {
     XX (PB_CONFIG_BAD_FILE,  -300, "configuration file cannot be read") \
     XX (PB_CONFIG_BAD_KEY,   -301, "unknown configuration key") \
     XX (PB_CONFIG_BAD_VALUE, -302, "configuration value out of range") \
-    XX (PB_CONFIG_HELP,      -303, "help was printed")
+    XX (PB_CONFIG_HELP,      -303, "help was printed") \
+    XX (PB_CONFIG_CHECKED,   -304, "configuration checked and printed")
 
 typedef enum {
 #define XX(name, value, text) name = value,
@@ -57,7 +58,11 @@ typedef enum {
 //  are stored in 'rest' (up to rest_max; *rest_count set) when 'rest' is
 //  not NULL, and refused otherwise. "--help" prints the table to stdout
 //  ("--help-markdown": as the README's Markdown reference) and returns
-//  PB_CONFIG_HELP. Returns 0, or PB_CONFIG_BAD_FILE,
+//  PB_CONFIG_HELP. "--check-config" loads everything as usual, then prints
+//  the effective values to stdout and returns PB_CONFIG_CHECKED (the
+//  caller runs its own cross-key checks, then exits 0 without starting).
+//  A key of the table's own section in the file that the table does not
+//  know is refused (PB_CONFIG_BAD_KEY). Returns 0, or PB_CONFIG_BAD_FILE,
 //  PB_CONFIG_BAD_KEY, PB_CONFIG_BAD_VALUE after printing one line to
 //  stderr that names the key and its source.
 int

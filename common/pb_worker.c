@@ -678,7 +678,7 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
     pb_worker_cfg_t cfg;
     memset (&cfg, 0, sizeof cfg);
     int rc = pb_config_load (table, &cfg, argc, argv, NULL, 0, NULL);
-    if (rc == PB_CONFIG_HELP)
+    if (rc == PB_CONFIG_HELP || rc == PB_CONFIG_CHECKED)
         return 0;
     if (rc)
         return 2;

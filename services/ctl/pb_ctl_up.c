@@ -153,6 +153,7 @@ s_default_registry (char *path, size_t size)
 #ifdef PB_SOURCE_DIR
         PB_SOURCE_DIR "/deploy/registry.jsonl",
 #endif
+        "/usr/local/share/partnerbus/registry.jsonl",
         "/usr/share/partnerbus/registry.jsonl"
     };
     *path = 0;

@@ -13,7 +13,7 @@ main (int argc, char *argv [])
 {
     pb_journal_cfg_t cfg;
     int rc = pb_journal_cfg_load (&cfg, argc, argv);
-    if (rc == PB_CONFIG_HELP)
+    if (rc == PB_CONFIG_HELP || rc == PB_CONFIG_CHECKED)
         return EXIT_SUCCESS;
     if (rc)
         return EXIT_FAILURE;            //  The loader said what was wrong

@@ -54,7 +54,8 @@ typedef struct {
 extern const pb_config_entry_t pb_journal_cfg_table [];
 
 //  Fill 'cfg' with the table's defaults, then the file of --config, then
-//  the command line. Returns 0, PB_CONFIG_HELP (--help printed), or a
+//  the command line. Returns 0, PB_CONFIG_HELP (--help printed),
+//  PB_CONFIG_CHECKED (--check-config: everything valid, printed), or a
 //  PB_CONFIG_* error after printing it; also refuses a clock other than
 //  auto or manual, and map_max below map_size (PB_CONFIG_BAD_VALUE).
 int

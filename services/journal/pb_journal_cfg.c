@@ -56,7 +56,8 @@ pb_journal_cfg_load (pb_journal_cfg_t *cfg, int argc, char *argv [])
     assert (cfg);
     memset (cfg, 0, sizeof *cfg);
     int rc = pb_config_load (pb_journal_cfg_table, cfg, argc, argv, NULL, 0, NULL);
-    if (rc)
+    bool checking = rc == PB_CONFIG_CHECKED;    //  --check-config: the checks below too
+    if (rc && !checking)
         return rc;
     if (!streq (cfg->clock, "auto") && !streq (cfg->clock, "manual")) {
         fprintf (stderr, "config: journal/clock: '%s' is not auto or manual\n", cfg->clock);
@@ -71,5 +72,5 @@ pb_journal_cfg_load (pb_journal_cfg_t *cfg, int argc, char *argv [])
                  "journal/max_envelope, or too_large could never be answered\n");
         return PB_CONFIG_BAD_VALUE;
     }
-    return 0;
+    return checking? PB_CONFIG_CHECKED: 0;
 }
