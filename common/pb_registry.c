@@ -71,7 +71,7 @@ static bool
 s_partner_load (pb_apply_t *ctx, const char *country, pb_registry_partner_t *p)
 {
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "reg/partner/%s", country);
+    pb_apply_join (key, sizeof key, "reg/partner/", country, NULL);
     const msgpack_object *obj = pb_apply_load (ctx, key);
     if (!obj || obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 6)
         return false;
@@ -81,7 +81,7 @@ s_partner_load (pb_apply_t *ctx, const char *country, pb_registry_partner_t *p)
     ||  f [4].type != MSGPACK_OBJECT_BOOLEAN || !s_is_uint (&f [5]))
         return false;
     memset (p, 0, sizeof *p);
-    snprintf (p->country, sizeof p->country, "%s", country);
+    pb_apply_join (p->country, sizeof p->country, country, NULL);
     p->name = f [0].via.str.ptr;
     p->name_len = f [0].via.str.size;
     p->frameworks = (unsigned) f [1].via.u64;
@@ -97,7 +97,7 @@ static int
 s_partner_store (pb_apply_t *ctx, const pb_registry_partner_t *p)
 {
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "reg/partner/%s", p->country);
+    pb_apply_join (key, sizeof key, "reg/partner/", p->country, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 6);
     s_pack_str (pk, p->name, p->name_len);
@@ -120,7 +120,7 @@ s_ally_store (pb_apply_t *ctx, const char *country, const char *name,
               size_t name_len, const char *joined, size_t joined_len)
 {
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "reg/ally/%s", country);
+    pb_apply_join (key, sizeof key, "reg/ally/", country, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 2);
     s_pack_str (pk, name, name_len);
@@ -162,7 +162,7 @@ s_apply_ally (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change_t 
     ||  !joined || joined->type != MSGPACK_OBJECT_STR)
         return pb_apply_poison (ctx, "registry.ally: country, name or joined unreadable");
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "reg/ally/%s", ch->country);
+    pb_apply_join (key, sizeof key, "reg/ally/", ch->country, NULL);
     const msgpack_object *old = pb_apply_load (ctx, key);
     ch->is_new = !old && !pb_registry_is_registered (ctx, ch->country);
     ch->became_ally = !old;
@@ -198,7 +198,7 @@ s_apply_partner (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change
     ||  !(pb_msgpack_str_eq (status, "active") || pb_msgpack_str_eq (status, "suspended")))
         return pb_apply_poison (ctx, "registry.partner: a required field is unreadable");
     bool exists = s_partner_load (ctx, ch->country, &old);
-    snprintf (next.country, sizeof next.country, "%s", ch->country);
+    pb_apply_join (next.country, sizeof next.country, ch->country, NULL);
     next.name = name->via.str.ptr;
     next.name_len = name->via.str.size;
     next.active = pb_msgpack_str_eq (status, "active");
@@ -381,7 +381,7 @@ pb_registry_is_ally (pb_apply_t *ctx, const char *country)
     char key [S_KEY_MAX];
     if (!country || strlen (country) > 64)
         return false;
-    snprintf (key, sizeof key, "reg/ally/%s", country);
+    pb_apply_join (key, sizeof key, "reg/ally/", country, NULL);
     return pb_apply_get (ctx, key, NULL) != NULL;
 }
 
@@ -391,7 +391,7 @@ pb_registry_is_registered (pb_apply_t *ctx, const char *country)
     char key [S_KEY_MAX];
     if (!country || strlen (country) > 64)
         return false;
-    snprintf (key, sizeof key, "reg/partner/%s", country);
+    pb_apply_join (key, sizeof key, "reg/partner/", country, NULL);
     return pb_registry_is_ally (ctx, country) || pb_apply_get (ctx, key, NULL);
 }
 

@@ -86,6 +86,10 @@ typedef struct {
     int64_t expiry_notice_days;         //  (90)
 } pb_registry_policy_t;
 
+//  The types pb_registry_apply reads, for a worker's pb_rules_t 'types'
+#define PB_REGISTRY_TYPES \
+    "registry.ally", "registry.partner", "registry.policy", "notify.nac.adopted"
+
 //  What pb_registry_apply did with one event
 typedef enum {
     PB_REGISTRY_NONE = 0,               //  not a registry event: rules go on

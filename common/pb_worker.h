@@ -75,10 +75,15 @@ typedef struct _pb_apply_t pb_apply_t;
 //  for /metrics with pb_apply_gauge, once per snapshot, in a READ-ONLY
 //  transaction outside any event (get, load and scan work; put, del and
 //  emit fail). It returns 0 or a store code.
+//  'types' lists every type 'apply' has a rule for (NULL-terminated; NULL:
+//  all): the runtime does not decode the others, it only peeks their seq
+//  (pb_envelope_peek_seq) and counts them applied, which is most of the
+//  log for every worker. sys.tick and ops.redrive are always decoded.
 typedef struct {
     const char *name;                   //  "nac" (borrowed, static)
     int (*apply) (pb_apply_t *ctx, const pb_envelope_t *event);
     int (*gauges) (pb_apply_t *ctx);
+    const char *const *types;           //  types with a rule (borrowed, static)
 } pb_rules_t;
 
 //  Configuration, one section per worker ("nac/data_dir", ...)
@@ -281,6 +286,20 @@ bool
 //  Pack the nul-terminated 'text' as a msgpack str
 void
     pb_apply_pack_str (msgpack_packer *pk, const char *text);
+
+//  Join strings: the nul-terminated strings after 'size', up to a NULL,
+//  copied one after the other into 'buf' (size bytes), truncated as
+//  snprintf would. Returns buf. For store keys and string copies on the
+//  hot path: rules build several keys per event, and snprintf's format
+//  parsing was a sixth of a worker's time.
+const char *
+    pb_apply_join (char *buf, size_t size, ...) __attribute__ ((sentinel));
+
+//  'value' (>= 0) as 20 zero-padded decimal digits into 'buf', so that
+//  keys sort as their numbers do ("due/00000001700000000000/..."). Returns
+//  buf. A negative value is written as 0.
+const char *
+    pb_apply_digits (char buf [21], int64_t value);
 
 //  --------------------------------------------------------------------------
 //  Local application, without sockets: selftests of rules modules, and

@@ -7,6 +7,8 @@
     attempt and quarantined in the next, so it changes nothing else.
     =========================================================================
 */
+#include <stdarg.h>
+
 #include "pb_worker_store.h"
 #include "pb_crash.h"
 #include "pb_private.h"
@@ -429,6 +431,22 @@ s_pack_str (msgpack_packer *pk, const char *text)
     msgpack_pack_str_body (pk, text, len);
 }
 
+//  'value' in decimal, without padding, into 'buf'; returns buf
+static const char *
+s_decimal (char buf [21], uint64_t value)
+{
+    char digits [20];
+    size_t count = 0;
+    do {
+        digits [count++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < count; i++)
+        buf [i] = digits [count - 1 - i];
+    buf [count] = 0;
+    return buf;
+}
+
 //  The envelope of a notification: {id, src, type, cause, data}, no time,
 //  keys in this order, so it is a pure function of the log (EVENTS.md,
 //  "Every worker") and a resend is byte-identical.
@@ -439,8 +457,9 @@ pb_apply_emit_end (pb_apply_t *ctx)
     ctx->emitting = false;
     const char *name = ctx->store->rules->name;
     uint32_t index = ctx->index_base + ctx->emitted;
-    char id [160];
-    snprintf (id, sizeof id, "%s/%" PRIu64 "/%" PRIu32, name, ctx->seq, index);
+    char id [160], seq_text [21], index_text [21];
+    pb_apply_join (id, sizeof id, name, "/", s_decimal (seq_text, ctx->seq), "/",
+                   s_decimal (index_text, index), NULL);
     size_t type_len = strlen (ctx->emit_type);
     msgpack_sbuffer_clear (&ctx->env_buf);
     msgpack_sbuffer_write (&ctx->env_buf, "\0\0", 2);  //  type length
@@ -588,7 +607,7 @@ s_run_rules (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *env,
         pb_apply_poison (&ctx, "refused by the rules");
     if (rc && !s_is_store_code (rc))
         rc = PB_WORKER_POISON;
-    snprintf (reason, S_REASON_MAX + 1, "%s", ctx.reason);
+    pb_apply_join (reason, S_REASON_MAX + 1, ctx.reason, NULL);
     s_ctx_fini (&ctx);
     return rc;
 }
@@ -727,6 +746,8 @@ static int
 s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
              int64_t *now_p)
 {
+    if (event->skipped)
+        return 0;
     uint8_t qkey [8];
     s_put_be64 (qkey, event->seq);
     const pb_envelope_t *env = event->env;
@@ -781,9 +802,12 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
             continue;
         if (PB_NEVER (events [i].seq != applied + 1))
             break;                      //  The caller sends a gapless batch
-        if (events [i].env)
-            snprintf (events [i].type, sizeof events [i].type, "%.*s",
-                      (int) events [i].env->type_len, events [i].env->type);
+        if (events [i].env) {
+            size_t len = events [i].env->type_len;
+            len = len < sizeof events [i].type? len: sizeof events [i].type - 1;
+            memcpy (events [i].type, events [i].env->type, len);
+            events [i].type [len] = 0;
+        }
         rc = s_apply_one (self, txn, &events [i], &now);
         if (rc == 0)
             applied = events [i].seq;
@@ -1252,6 +1276,42 @@ pb_apply_type_is (const pb_envelope_t *event, const char *type)
     assert (event && type);
     return event->type_len == strlen (type)
         && memcmp (event->type, type, event->type_len) == 0;
+}
+
+//  --------------------------------------------------------------------------
+
+const char *
+pb_apply_join (char *buf, size_t size, ...)
+{
+    assert (buf && size > 0);
+    va_list parts;
+    va_start (parts, size);
+    size_t len = 0;
+    const char *part;
+    while ((part = va_arg (parts, const char *)) != NULL) {
+        size_t part_len = strlen (part);
+        if (part_len > size - 1 - len)
+            part_len = size - 1 - len;
+        memcpy (buf + len, part, part_len);
+        len += part_len;
+    }
+    va_end (parts);
+    buf [len] = 0;
+    return buf;
+}
+
+//  --------------------------------------------------------------------------
+
+const char *
+pb_apply_digits (char buf [21], int64_t value)
+{
+    uint64_t v = value < 0? 0: (uint64_t) value;
+    for (int i = 19; i >= 0; i--) {
+        buf [i] = (char) ('0' + v % 10);
+        v /= 10;
+    }
+    buf [20] = 0;
+    return buf;
 }
 
 //  --------------------------------------------------------------------------

@@ -18,7 +18,9 @@ typedef struct _pb_worker_store_t pb_worker_store_t;
 #define PB_WORKER_KEY_SIZE 12           //  outbox key: cause BE64, index BE32
 
 //  One event of a batch: a decoded envelope, or (env NULL) a logged event
-//  this worker cannot decode, which is quarantined with 'error'. The store
+//  this worker cannot decode, which is quarantined with 'error', or (env
+//  NULL, 'skipped') one of a type the rules have no rule for, which only
+//  advances applied_seq. The store
 //  marks an event 'poisoned' when the rules refuse it (callers set it
 //  false); it stays so if the batch is applied again.
 typedef struct {
@@ -27,6 +29,7 @@ typedef struct {
     char type [129];                    //  its type frame (for env NULL)
     char error [256];                   //  why it cannot be applied
     bool poisoned;                      //  poison: quarantine it instead
+    bool skipped;                       //  no rule for its type: seq only
 } pb_worker_event_t;
 
 //  Open or create the store in 'dir'. Returns 0 and sets *store_p, or

@@ -448,6 +448,78 @@ pb_envelope_peek_id (const void *bytes, size_t size, const pb_limits_t *limits,
     return false;
 }
 
+//  Like s_raw_item, on untrusted bytes: false if the header or its
+//  payload runs past 'end'
+static bool
+s_raw_item_checked (const uint8_t *p, const uint8_t *end, size_t *head,
+                    size_t *payload, uint64_t *items)
+{
+    uint8_t padded [9] = { 0 };
+    size_t avail = (size_t) (end - p);
+    if (avail == 0)
+        return false;
+    memcpy (padded, p, avail < sizeof padded? avail: sizeof padded);
+    s_raw_item (padded, head, payload, items);
+    return *head <= avail && *payload <= avail - *head;
+}
+
+bool
+pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
+                      const char **type_p, size_t *type_len_p)
+{
+    assert (seq_p && type_p && type_len_p);
+    const uint8_t *p = (const uint8_t *) bytes;
+    const uint8_t *end = p + size;
+    size_t head, payload;
+    uint64_t pairs;
+    if (!p || !s_raw_item_checked (p, end, &head, &payload, &pairs)
+    ||  !((p [0] >= 0x80 && p [0] <= 0x8f) || p [0] == 0xde || p [0] == 0xdf))
+        return false;
+    pairs /= 2;
+    p += head;
+    bool have_seq = false, have_type = false;
+    //  Every item takes at least a byte, so a hostile count ends at 'end'
+    while (pairs-- && !(have_seq && have_type)) {
+        uint64_t items;
+        if (!s_raw_item_checked (p, end, &head, &payload, &items))
+            return false;
+        bool key_str = (p [0] >= 0xa0 && p [0] <= 0xbf) || (p [0] >= 0xd9 && p [0] <= 0xdb);
+        bool is_seq = key_str && payload == 3 && memcmp (p + head, "seq", 3) == 0;
+        bool is_type = key_str && payload == 4 && memcmp (p + head, "type", 4) == 0;
+        p += head + payload;
+        uint64_t left = 1 + items;      //  The value, and what a non-str key holds
+        bool first = true;
+        while (left) {
+            if (!s_raw_item_checked (p, end, &head, &payload, &items))
+                return false;
+            if (first && is_seq) {
+                if (!(p [0] <= 0x7f || (p [0] >= 0xcc && p [0] <= 0xcf)))
+                    return false;
+                uint64_t v = 0;
+                if (p [0] <= 0x7f)
+                    v = p [0];
+                else
+                    for (size_t i = 1; i < head; i++)
+                        v = (v << 8) | p [i];
+                *seq_p = v;
+                have_seq = true;
+            }
+            if (first && is_type) {
+                if (!((p [0] >= 0xa0 && p [0] <= 0xbf) || (p [0] >= 0xd9 && p [0] <= 0xdb)))
+                    return false;
+                *type_p = (const char *) p + head;
+                *type_len_p = payload;
+                have_type = true;
+            }
+            first = false;
+            p += head + payload;
+            left += items;
+            left--;
+        }
+    }
+    return have_seq && have_type;
+}
+
 //  --------------------------------------------------------------------------
 //  Destroy the envelope; NULL-safe, idempotent.
 
@@ -565,6 +637,26 @@ pb_envelope_test (bool verbose)
     assert (msgpack_object_equal (*copy->data, *env->data));
     assert (pb_envelope_validate_data (copy, error, sizeof error) == PB_NAK_NONE);
     assert (pb_envelope_encode_stored (copy, 1, 1, &stored, &stored_size) == PB_EINVAL);
+    //  The cheap peek finds seq and type; on every truncation it stays in
+    //  bounds, and whatever it finds is right
+    uint64_t peeked = 0;
+    const char *peek_type = NULL;
+    size_t peek_type_len = 0;
+    assert (pb_envelope_peek_seq (stored, stored_size, &peeked, &peek_type, &peek_type_len));
+    assert (peeked == 12345678901ULL);
+    assert (peek_type_len == env->type_len && memcmp (peek_type, env->type, env->type_len) == 0);
+    for (size_t cut = 0; cut < stored_size; cut++) {
+        uint8_t *part = (uint8_t *) malloc (cut + 1);
+        memcpy (part, stored, cut);
+        peeked = 0;
+        if (pb_envelope_peek_seq (part, cut, &peeked, &peek_type, &peek_type_len))
+            assert (peeked == 12345678901ULL);
+        free (part);
+    }
+    assert (!pb_envelope_peek_seq ("\x93\x01\x02\x03", 4, &peeked, &peek_type, &peek_type_len));
+    assert (!pb_envelope_peek_seq ("\xdf\xff\xff\xff\xff", 5, &peeked, &peek_type, &peek_type_len));
+    assert (!pb_envelope_peek_seq ("\x82\xa3seq\xa1x\xa4type\xa1t", 13, &peeked,
+                                   &peek_type, &peek_type_len));
     //  A stored event is not accepted from a producer, nor under another type
     nak = pb_envelope_decode ("activity.feedback", 17, copy->bytes, copy->size,
                               PB_ENVELOPE_INGEST, &limits, &env, error, sizeof error);

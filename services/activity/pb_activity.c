@@ -45,7 +45,13 @@
 #define S_INFORMED_MAX  256             //  the catalogue's bound on 'informed'
 #define S_LIST_MAX      64              //  the catalogue's bound on lists
 
-const pb_rules_t pb_activity_rules = { .name = "activity", .apply = pb_activity_apply };
+//  Every type pb_activity_apply has a rule for (the runtime skips the others)
+static const char *const s_types [] = {
+    PB_REGISTRY_TYPES, "activity.registered", "activity.feedback", "sys.tick", NULL
+};
+
+const pb_rules_t pb_activity_rules = { .name = "activity", .apply = pb_activity_apply,
+                                       .types = s_types };
 
 //  The programmes a proposal may open (programme.open), in stored order
 static const char *const s_open_programmes [] = { "IPAP", "PARP", NULL };
@@ -221,7 +227,7 @@ static int
 s_on_country (pb_apply_t *ctx, const char *country)
 {
     char prefix [S_KEY_MAX];
-    snprintf (prefix, sizeof prefix, "member/%s/", country);
+    pb_apply_join (prefix, sizeof prefix, "member/", country, "/", NULL);
     zlist_t *ids = s_collect (ctx, prefix, -1);
     int rc = ids? s_rescore (ctx, ids): PB_WORKER_STORE;
     s_list_destroy (&ids);
@@ -279,13 +285,13 @@ s_on_registered (pb_apply_t *ctx, const msgpack_object *data)
              ||  rec.review_every_days < 1 || rec.review_every_days > 3650))
         return pb_apply_poison (ctx, "activity.registered: review_every_days out of range");
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "act/%s", rec.id);
+    pb_apply_join (key, sizeof key, "act/", rec.id, NULL);
     if (pb_apply_get (ctx, key, NULL))
         return pb_apply_poison (ctx, "activity already registered");
 
     //  The title is written once, apart from the record that every
     //  feedback rewrites
-    snprintf (key, sizeof key, "title/%s", rec.id);
+    pb_apply_join (key, sizeof key, "title/", rec.id, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_str (pk, title->via.str.size);
     msgpack_pack_str_body (pk, title->via.str.ptr, title->via.str.size);
@@ -483,7 +489,7 @@ s_adopted_programme (pb_apply_t *ctx, const char *proposal,
     ||  !pb_apply_str (pb_msgpack_get (action, "programme"), programme, sizeof programme))
         return pb_apply_poison (ctx, "programme.open: a field is unreadable");
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "access/%s", partner);
+    pb_apply_join (key, sizeof key, "access/", partner, NULL);
     bool held [2] = { false, false };
     bool known = false;
     const msgpack_object *old = pb_apply_load (ctx, key);
@@ -608,7 +614,7 @@ pb_activity_apply (pb_apply_t *ctx, const pb_envelope_t *event)
             return 0;
         if (change.kind == PB_REGISTRY_PARTNER) {
             char key [S_KEY_MAX];
-            snprintf (key, sizeof key, "partner/%s", change.country);
+            pb_apply_join (key, sizeof key, "partner/", change.country, NULL);
             rc = pb_apply_put (ctx, key, NULL, 0);
         }
         return rc? rc: s_on_country (ctx, change.country);

@@ -72,13 +72,13 @@ pb_activity_record_load (pb_apply_t *ctx, const char *id,
 {
     assert (ctx && id && rec);
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "act/%s", id);
+    pb_apply_join (key, sizeof key, "act/", id, NULL);
     //  One lookup: the probe for absence runs only when the load failed
     const msgpack_object *map = pb_apply_load (ctx, key);
     if (!map && !pb_apply_get (ctx, key, NULL))
         return PB_ENOTFOUND;            //  (a store failure is kept by ctx)
     memset (rec, 0, sizeof *rec);
-    snprintf (rec->id, sizeof rec->id, "%s", id);
+    pb_apply_join (rec->id, sizeof rec->id, id, NULL);
     if (!map || map->type != MSGPACK_OBJECT_MAP
     ||  !pb_apply_str (pb_msgpack_get (map, "area"), rec->area, sizeof rec->area)
     ||  !pb_apply_str (pb_msgpack_get (map, "tool"), rec->tool, sizeof rec->tool)
@@ -104,7 +104,7 @@ pb_activity_record_store (pb_apply_t *ctx, const pb_activity_record_t *rec)
 {
     assert (ctx && rec);
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "act/%s", rec->id);
+    pb_apply_join (key, sizeof key, "act/", rec->id, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_map (pk, 12);
     pb_apply_pack_str (pk, "area");
@@ -175,7 +175,7 @@ pb_activity_record_add_partner (pb_apply_t *ctx, pb_activity_record_t *rec,
     memcpy (rec->partners [rec->partner_count++], country, 4);
     *added = true;
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "member/%s/%s", country, rec->id);
+    pb_apply_join (key, sizeof key, "member/", country, "/", rec->id, NULL);
     return pb_apply_put (ctx, key, NULL, 0);
 }
 
@@ -189,15 +189,17 @@ pb_activity_record_set_due (pb_apply_t *ctx, pb_activity_record_t *rec,
 {
     assert (ctx && rec);
     char key [S_KEY_MAX];
+    char digits [21];
     int rc = 0;
     if (rec->review_due >= 0) {
-        snprintf (key, sizeof key, "due/%020" PRId64 "/%s",
-                  rec->review_due, rec->id);
+        pb_apply_join (key, sizeof key, "due/",
+                      pb_apply_digits (digits, rec->review_due), "/", rec->id, NULL);
         rc = pb_apply_del (ctx, key);
     }
     rec->review_due = due < 0? -1: due;
     if (rc == 0 && due >= 0) {
-        snprintf (key, sizeof key, "due/%020" PRId64 "/%s", due, rec->id);
+        pb_apply_join (key, sizeof key, "due/", pb_apply_digits (digits, due), "/",
+                      rec->id, NULL);
         rc = pb_apply_put (ctx, key, NULL, 0);
     }
     return rc;

@@ -46,7 +46,7 @@ s_candidate (pb_apply_t *ctx, const char *partner, char *candidate, size_t size)
          rc == 0 && ally && !*candidate;
          ally = (const char *) zlist_next (allies))
         if (pb_registry_is_ally (ctx, ally))
-            snprintf (candidate, size, "%s", ally);
+            pb_apply_join (candidate, size, ally, NULL);
     zlist_destroy (&allies);
     return rc;
 }
@@ -159,7 +159,7 @@ s_term (pb_apply_t *ctx, const pb_cpe_handover_t *h, pb_cpe_holder_t *holder)
     int64_t end = pb_cpe_date_years_after (start, 2);
     if (pb_cpe_date_format (end, holder->term_end, sizeof holder->term_end))
         return pb_apply_poison (ctx, "cpe.handover: term would end after 9999-12-31");
-    snprintf (holder->term_start, sizeof holder->term_start, "%s", h->effective);
+    pb_apply_join (holder->term_start, sizeof holder->term_start, h->effective, NULL);
     holder->end_ms = pb_cpe_date_ms (end);
     holder->noticed = false;
     return 0;
@@ -192,8 +192,8 @@ s_assign (pb_apply_t *ctx, const pb_cpe_handover_t *h, pb_cpe_proposal_t *propos
     rc = s_term (ctx, h, &next);
     if (rc)
         return rc;
-    snprintf (next.ally, sizeof next.ally, "%s", h->to);
-    snprintf (next.decision, sizeof next.decision, "%s", h->decision);
+    pb_apply_join (next.ally, sizeof next.ally, h->to, NULL);
+    pb_apply_join (next.decision, sizeof next.decision, h->decision, NULL);
     proposal->used = true;
     rc = pb_cpe_state_holder_put (ctx, h->partner, &next);
     if (rc == 0)
@@ -349,7 +349,7 @@ s_on_decision (pb_apply_t *ctx, const pb_envelope_t *event, const char *state)
     if (streq (state, "invalid") && event->has_cause
     &&  pb_cpe_state_is_duplicate (ctx, id, event->cause))
         return 0;
-    snprintf (proposal.state, sizeof proposal.state, "%s", state);
+    pb_apply_join (proposal.state, sizeof proposal.state, state, NULL);
     rc = pb_cpe_state_proposal_put (ctx, id, &proposal);
     if (rc == 0 && proposal.is_assign)
         rc = s_queue_drain (ctx, proposal.partner, id);
@@ -467,7 +467,7 @@ s_on_tick (pb_apply_t *ctx)
     size_t i = 0;
     for (const char *partner = (const char *) zlist_first (partners);
          partner; partner = (const char *) zlist_next (partners), i++)
-        snprintf (dues [i].partner, sizeof dues [i].partner, "%s", partner);
+        pb_apply_join (dues [i].partner, sizeof dues [i].partner, partner, NULL);
     for (i = 0; i < count && rc == 0; i++)
         rc = s_tick_notice (ctx, &dues [i], now, notice_ms);
     for (i = 0; i < count && rc == 0; i++)
@@ -563,7 +563,14 @@ s_gauges (pb_apply_t *ctx)
     return rc;
 }
 
-const pb_rules_t pb_cpe_rules = { .name = "cpe", .apply = pb_cpe_apply, .gauges = s_gauges };
+//  Every type pb_cpe_apply has a rule for (the runtime skips the others)
+static const char *const s_types [] = {
+    PB_REGISTRY_TYPES, "sys.tick", "cpe.handover", "cpe.volunteer", "nac.proposal",
+    "notify.nac.blocked", "notify.nac.rejected", NULL
+};
+
+const pb_rules_t pb_cpe_rules = { .name = "cpe", .apply = pb_cpe_apply, .gauges = s_gauges,
+                                  .types = s_types };
 
 //  --------------------------------------------------------------------------
 //  Selftest: the rules on a local store (pb_worker_local), no sockets. The

@@ -104,7 +104,7 @@ pb_cpe_state_holder_get (pb_apply_t *ctx, const char *partner,
                          pb_cpe_holder_t *holder)
 {
     char key [S_KEY_SIZE];
-    snprintf (key, sizeof key, "holder/%s", partner);
+    pb_apply_join (key, sizeof key, "holder/", partner, NULL);
     if (!pb_apply_get (ctx, key, NULL))
         return PB_ENOTFOUND;
     const msgpack_object *obj = pb_apply_load (ctx, key);
@@ -129,7 +129,7 @@ pb_cpe_state_holder_put (pb_apply_t *ctx, const char *partner,
                          const pb_cpe_holder_t *holder)
 {
     char key [S_KEY_SIZE];
-    snprintf (key, sizeof key, "holder/%s", partner);
+    pb_apply_join (key, sizeof key, "holder/", partner, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 6);
     pb_apply_pack_str (pk, holder->ally);
@@ -145,7 +145,7 @@ int
 pb_cpe_state_holder_del (pb_apply_t *ctx, const char *partner)
 {
     char key [S_KEY_SIZE];
-    snprintf (key, sizeof key, "holder/%s", partner);
+    pb_apply_join (key, sizeof key, "holder/", partner, NULL);
     return pb_apply_del (ctx, key);
 }
 
@@ -164,7 +164,7 @@ pb_cpe_state_proposal_get (pb_apply_t *ctx, const char *id,
                            pb_cpe_proposal_t *proposal)
 {
     char key [S_KEY_SIZE];
-    snprintf (key, sizeof key, "proposal/%s", id);
+    pb_apply_join (key, sizeof key, "proposal/", id, NULL);
     if (!pb_apply_get (ctx, key, NULL))
         return PB_ENOTFOUND;
     const msgpack_object *obj = pb_apply_load (ctx, key);
@@ -188,7 +188,7 @@ pb_cpe_state_proposal_put (pb_apply_t *ctx, const char *id,
                            const pb_cpe_proposal_t *proposal)
 {
     char key [S_KEY_SIZE];
-    snprintf (key, sizeof key, "proposal/%s", id);
+    pb_apply_join (key, sizeof key, "proposal/", id, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 5);
     msgpack_pack_uint64 (pk, proposal->seq);
@@ -255,7 +255,7 @@ pb_cpe_state_queue_first (pb_apply_t *ctx, const char *partner,
                           pb_cpe_handover_t *h, uint64_t *seq_p)
 {
     char key [S_KEY_SIZE], seq [17] = "";
-    snprintf (key, sizeof key, "queue/%s/", partner);
+    pb_apply_join (key, sizeof key, "queue/", partner, "/", NULL);
     int rc = pb_apply_scan (ctx, key, s_first_fn, seq);
     if (rc == PB_EINVAL)
         return pb_apply_poison (ctx, "cpe: stored queue key unreadable");
@@ -268,7 +268,7 @@ pb_cpe_state_queue_first (pb_apply_t *ctx, const char *partner,
     snprintf (key, sizeof key, "queue/%s/%016" PRIx64, partner, *seq_p);
     const msgpack_object *obj = pb_apply_load (ctx, key);
     memset (h, 0, sizeof *h);
-    snprintf (h->partner, sizeof h->partner, "%s", partner);
+    pb_apply_join (h->partner, sizeof h->partner, partner, NULL);
     if (*end || !s_is_array (obj, 4)
     ||  !pb_apply_str (&obj->via.array.ptr [0], h->to, sizeof h->to)
     ||  !pb_apply_str (&obj->via.array.ptr [1], h->decision, sizeof h->decision)
@@ -295,7 +295,7 @@ pb_cpe_state_volunteer_add (pb_apply_t *ctx, const char *partner,
                             const char *ally, uint64_t seq)
 {
     char key [S_KEY_SIZE], rank [17];
-    snprintf (key, sizeof key, "volunteer_by/%s/%s", partner, ally);
+    pb_apply_join (key, sizeof key, "volunteer_by/", partner, "/", ally, NULL);
     if (pb_apply_get (ctx, key, NULL))
         return 0;                       //  Already standing: keeps its rank
     snprintf (rank, sizeof rank, "%016" PRIx64, seq);
@@ -304,7 +304,7 @@ pb_cpe_state_volunteer_add (pb_apply_t *ctx, const char *partner,
     int rc = pb_apply_put_end (ctx, key);
     if (rc)
         return rc;
-    snprintf (key, sizeof key, "volunteer/%s/%s", partner, rank);
+    pb_apply_join (key, sizeof key, "volunteer/", partner, "/", rank, NULL);
     pk = pb_apply_put_begin (ctx);
     pb_apply_pack_str (pk, ally);
     return pb_apply_put_end (ctx, key);
@@ -314,7 +314,7 @@ int
 pb_cpe_state_volunteers (pb_apply_t *ctx, const char *partner, zlist_t *allies)
 {
     char prefix [S_KEY_SIZE];
-    snprintf (prefix, sizeof prefix, "volunteer/%s/", partner);
+    pb_apply_join (prefix, sizeof prefix, "volunteer/", partner, "/", NULL);
     return s_collect (ctx, prefix, allies, true,
                       "cpe: stored volunteer unreadable");
 }
@@ -324,13 +324,13 @@ pb_cpe_state_volunteer_del (pb_apply_t *ctx, const char *partner,
                             const char *ally)
 {
     char key [S_KEY_SIZE], rank [17];
-    snprintf (key, sizeof key, "volunteer_by/%s/%s", partner, ally);
+    pb_apply_join (key, sizeof key, "volunteer_by/", partner, "/", ally, NULL);
     if (!pb_apply_str (pb_apply_load (ctx, key), rank, sizeof rank))
         return 0;                       //  Not standing
     int rc = pb_apply_del (ctx, key);
     if (rc)
         return rc;
-    snprintf (key, sizeof key, "volunteer/%s/%s", partner, rank);
+    pb_apply_join (key, sizeof key, "volunteer/", partner, "/", rank, NULL);
     return pb_apply_del (ctx, key);
 }
 
@@ -390,7 +390,7 @@ s_test_apply (pb_apply_t *ctx, const pb_envelope_t *event)
     pb_cpe_handover_t h = { "FIN", "FRA", "p-1", "2024-01-01", "" }, first;
     uint64_t first_seq = 0;
     S_EXPECT (pb_cpe_state_queue_put (ctx, 16, &h), 0);
-    snprintf (h.from, sizeof h.from, "DEU");
+    pb_apply_join (h.from, sizeof h.from, "DEU", NULL);
     S_EXPECT (pb_cpe_state_queue_put (ctx, 9, &h), 0);
     S_EXPECT (pb_cpe_state_queue_first (ctx, "FIN", &first, &first_seq), 0);
     assert (first_seq == 9 && streq (first.from, "DEU") && streq (first.to, "FRA"));

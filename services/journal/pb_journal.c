@@ -20,11 +20,13 @@
     the actor receives and admits batch N+1 while batch N is written and
     synced: the sync no longer stalls decoding. The actor hands a whole
     batch, and with it the log, over an inproc pipe (s_dispatch) and takes
-    both back with the commit's result (pb_journal_settle) before it
-    answers that batch or touches the log again; one batch at a time is in
-    flight, so batches are answered in dispatch order. The two threads
-    never use the same entries or the log at once, and share no other
-    mutable state.
+    both back with the commit's result before it answers that batch or
+    touches the log again; one batch at a time is in flight, so batches are
+    answered in dispatch order. On ingest the next batch is dispatched as
+    soon as the previous one is durable, and the previous one is answered
+    and fanned out while the next one commits (answers need no log). The
+    two threads never use the same entries or the log at once, and share
+    no other mutable state.
 
     This file: lifecycle, ingest and the batch path. pb_journal_replay.c:
     replay and control. pb_journal_timers.c: ticks, heartbeat, reader
@@ -508,17 +510,20 @@ s_dispatch (pb_journal_t *self)
     assert (rc == 0);                   //  inproc to our own thread
 }
 
-int
-pb_journal_settle (pb_journal_t *self)
+//  Wait for the committer's result of the batch in flight, into *rc_p.
+//  Returns 0, or -1 if the committer is gone (nothing of it is answered).
+static int
+s_wait_committed (pb_journal_t *self, int *rc_p)
 {
-    if (!self->in_flight)
-        return 0;
-    int rc = PB_LOG_IO;
+    assert (self->in_flight);
     int received;
+    uint64_t usecs = 0;
+    *rc_p = PB_LOG_IO;
     //  A commit is bounded work: wait it out even across a signal
     do
-        received = zsock_recv (self->committer, "i", &rc);
+        received = zsock_recv (self->committer, "i8", rc_p, &usecs);
     while (received == -1 && zmq_errno () == EINTR);
+    self->commit_usecs = (int64_t) usecs;
     self->in_flight = false;
     if (received == -1) {
         zsys_error ("journal: lost the committer, nothing of the batch is acknowledged");
@@ -526,6 +531,17 @@ pb_journal_settle (pb_journal_t *self)
         s_batch_reset (self->flight, self->flight_count);
         return -1;
     }
+    return 0;
+}
+
+int
+pb_journal_settle (pb_journal_t *self)
+{
+    if (!self->in_flight)
+        return 0;
+    int rc;
+    if (s_wait_committed (self, &rc))
+        return -1;
     return s_batch_finish (self, self->flight, self->flight_count, rc);
 }
 
@@ -643,6 +659,7 @@ static void
 s_committer (zsock_t *pipe, void *args)
 {
     pb_journal_t *self = (pb_journal_t *) args;
+    int failed = 0;                     //  a fatal log code, once one came
     zsock_signal (pipe, 0);
     while (true) {
         zmsg_t *msg = zmsg_recv (pipe);
@@ -665,10 +682,16 @@ s_committer (zsock_t *pipe, void *args)
             memcpy (&count, zframe_data (count_frame), sizeof count);
             zframe_destroy (&entries_frame);
             zframe_destroy (&count_frame);
+            //  After a fatal failure nothing more is written: a failed
+            //  sync must not be retried in the same process (the batch
+            //  dispatched meanwhile gets the same failure, unanswered)
             int64_t started = zclock_usecs ();
-            int rc = s_txn_run (self, entries, count);
-            self->commit_usecs = zclock_usecs () - started;     //  Ours until the answer
-            zsock_send (pipe, "i", rc);
+            int rc = failed? failed: s_txn_run (self, entries, count);
+            if (rc && rc != PB_LOG_NOSPC && rc != PB_LOG_AT_MAX)
+                failed = rc;
+            //  The time goes back with the result: the actor, not this
+            //  thread, writes what it reads while the next batch commits
+            zsock_send (pipe, "i8", rc, (uint64_t) (zclock_usecs () - started));
         }
         zstr_free (&command);
         zmsg_destroy (&msg);
@@ -739,13 +762,23 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     }
     if (self->entry_count == 0)
         return 0;
-    //  Admit while the committer syncs the previous batch, then answer
-    //  that one before handing this one over
+    //  Admit while the committer syncs the previous batch. Once that one
+    //  is durable, hand this one over first and answer and fan out that
+    //  one while the committer works, so the answers overlap the next
+    //  sync instead of delaying it. The previous batch's buffer is the
+    //  one s_dispatch makes the receiving buffer: it is answered and
+    //  released before anything is received into it.
     for (size_t i = 0; i < self->entry_count; i++)
         s_admit (self, &self->entries [i]);
-    if (pb_journal_settle (self))
+    bool previous = self->in_flight;
+    pb_journal_entry_t *done = self->flight;
+    size_t done_count = self->flight_count;
+    int done_rc = 0;
+    if (previous && s_wait_committed (self, &done_rc))
         return -1;
     s_dispatch (self);
+    if (previous && s_batch_finish (self, done, done_count, done_rc))
+        return -1;
     return 0;
 }
 

@@ -114,7 +114,7 @@ typedef struct {
     uint64_t replays_dropped_total;     //  idle or unreachable
     pb_histogram_t batch_sizes;         //  entries per commit
     pb_histogram_t commit_seconds;      //  txn + sync of a batch that appended
-    int64_t commit_usecs;               //  set by the committer for 'flight'
+    int64_t commit_usecs;               //  the last batch's commit, from its answer
     bool tick_skipped;                  //  the wall clock is behind log time
     bool map_at_max;                    //  refusing: the map is at map_max
 } pb_journal_t;

@@ -17,7 +17,15 @@
 #define S_CODE_MAX 65                   //  ids and codes: 64 bytes + nul
 
 static int s_gauges (pb_apply_t *ctx);
-const pb_rules_t pb_nac_rules = { .name = "nac", .apply = pb_nac_apply, .gauges = s_gauges };
+
+//  Every type pb_nac_apply has a rule for (the runtime skips the others)
+static const char *const s_types [] = {
+    PB_REGISTRY_TYPES, "nac.proposal", "nac.position", "nac.meeting", "sys.tick",
+    "activity.registered", NULL
+};
+
+const pb_rules_t pb_nac_rules = { .name = "nac", .apply = pb_nac_apply, .gauges = s_gauges,
+                                  .types = s_types };
 
 typedef struct {
     char status [16];                   //  silence, open, adopted, blocked, invalid
@@ -34,7 +42,7 @@ static bool
 s_proposal_load (pb_apply_t *ctx, const char *id, s_proposal_t *p)
 {
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "proposal/%s", id);
+    pb_apply_join (key, sizeof key, "proposal/", id, NULL);
     const msgpack_object *obj = pb_apply_load (ctx, key);
     if (!obj || obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 4)
         return false;
@@ -55,7 +63,7 @@ static int
 s_proposal_store (pb_apply_t *ctx, const char *id, const s_proposal_t *p)
 {
     char key [S_KEY_MAX];
-    snprintf (key, sizeof key, "proposal/%s", id);
+    pb_apply_join (key, sizeof key, "proposal/", id, NULL);
     msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_array (pk, 4);
     pb_apply_pack_str (pk, p->status);
@@ -109,7 +117,7 @@ s_activity_open (pb_apply_t *ctx, const msgpack_object *activity)
     char id [S_CODE_MAX], key [S_KEY_MAX];
     if (!pb_apply_str (activity, id, sizeof id))
         return false;
-    snprintf (key, sizeof key, "activity/%s", id);
+    pb_apply_join (key, sizeof key, "activity/", id, NULL);
     const msgpack_object *open = pb_apply_load (ctx, key);
     return open && open->type == MSGPACK_OBJECT_BOOLEAN && open->via.boolean;
 }
@@ -159,7 +167,7 @@ s_adopt (pb_apply_t *ctx, const char *id, s_proposal_t *p)
     char activity [S_CODE_MAX], key [S_KEY_MAX];
     if (rc == 0 && pb_msgpack_str_eq (kind, "activity.discard")
     &&  pb_apply_str (pb_msgpack_get (p->action, "activity"), activity, sizeof activity)) {
-        snprintf (key, sizeof key, "activity/%s", activity);
+        pb_apply_join (key, sizeof key, "activity/", activity, NULL);
         msgpack_packer *pk = pb_apply_put_begin (ctx);
         msgpack_pack_false (pk);
         rc = pb_apply_put_end (ctx, key);
@@ -207,7 +215,7 @@ static int
 s_objectors (pb_apply_t *ctx, const char *id, s_objectors_t *o)
 {
     char prefix [S_KEY_MAX];
-    snprintf (prefix, sizeof prefix, "position/%s/", id);
+    pb_apply_join (prefix, sizeof prefix, "position/", id, "/", NULL);
     memset (o, 0, sizeof *o);
     o->prefix_len = strlen (prefix);
     return pb_apply_scan (ctx, prefix, s_collect_objector, o);
@@ -278,7 +286,7 @@ s_on_position (pb_apply_t *ctx, const msgpack_object *data)
         return s_reject (ctx, id, "unknown_proposal");
     if (s_is_decided (&p))
         return s_reject (ctx, id, "already_decided");
-    snprintf (key, sizeof key, "position/%s/%s", id, ally);
+    pb_apply_join (key, sizeof key, "position/", id, "/", ally, NULL);
     int rc = pb_apply_put (ctx, key, object? "\xc3": "\xc2", 1);
     if (rc || !object || !streq (p.status, "silence"))
         return rc;
@@ -401,7 +409,7 @@ s_on_activity_registered (pb_apply_t *ctx, const msgpack_object *data)
     char id [S_CODE_MAX], key [S_KEY_MAX];
     if (!pb_apply_str (pb_msgpack_get (data, "activity"), id, sizeof id))
         return pb_apply_poison (ctx, "activity.registered: activity unreadable");
-    snprintf (key, sizeof key, "activity/%s", id);
+    pb_apply_join (key, sizeof key, "activity/", id, NULL);
     if (pb_apply_get (ctx, key, NULL))
         return 0;                       //  Known (open or closed) already
     return pb_apply_put (ctx, key, "\xc3", 1);
