@@ -134,7 +134,7 @@ s_journal_report (s_status_t *self, char *line, size_t size)
                                 "now", (json_int_t) st->now,
                                 "clock", st->manual? "manual": "auto",
                                 "rate", s_json_rate (rate));
-    char iso [32], rate_text [32] = "", store [96] = "";
+    char iso [32], rate_text [32] = "", store [128] = "";
     if (rate >= 0)
         snprintf (rate_text, sizeof rate_text, "  rate %.1f ev/s", rate);
     pb_ctl_store_env_t env;
