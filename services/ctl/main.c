@@ -13,7 +13,7 @@ typedef struct {
 static const s_command_t s_commands [] = {
     { "publish", pb_ctl_publish, "publish events from JSON lines (FILE or stdin)" },
     { "tick",    pb_ctl_tick,    "advance a manual-clock journal's log time" },
-    { "status",  pb_ctl_status,  "journal head, log time, clock; workers' lag" },
+    { "status",  pb_ctl_status,  "head, rates; workers' lag, quarantine, store sizes" },
     { "replay",  pb_ctl_replay,  "print logged events (range, prefixes)" },
     { "tail",    pb_ctl_tail,    "follow live events, optionally from history" },
     { "state",   pb_ctl_state,   "print a worker's state keys (read-only)" },
