@@ -7,7 +7,7 @@ PKGS=(
     build-essential cmake pkg-config
     libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev liblmdb-dev lmdb-utils
     python3 python3-zmq python3-msgpack libjansson-dev libmicrohttpd-dev
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev fiu-utils valgrind
 )
 
 missing=()

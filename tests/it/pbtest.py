@@ -18,6 +18,7 @@ Run with /usr/bin/python3 (the pyenv python3 on PATH has no zmq).
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import random
@@ -126,6 +127,12 @@ def free_port():
             return port
 
 
+def wrap_prefix():
+    """The PB_WRAP prefix (e.g. "valgrind --error-exitcode=99 -q") as a
+    list: tests/valgrind.sh runs every service process under it."""
+    return shlex.split(os.environ.get("PB_WRAP", ""))
+
+
 def find_journal(bin_dir):
     for cand in (os.path.join(bin_dir, "services", "journal", "pb-journal"),
                  os.path.join(bin_dir, "pb-journal")):
@@ -148,6 +155,9 @@ class Journal:
         self.options = {"clock": "manual"}
         self.options.update(options or {})
         self.proc = None
+        #  A command the journal runs under (valgrind, fiu-run): PB_WRAP
+        #  in the environment, or set by a test before start
+        self.wrap = wrap_prefix()
         self.log_path = os.path.join(
             tempfile.gettempdir(),
             "%s-%d.log" % (log_name or "pb-journal", os.getpid()))
@@ -179,7 +189,7 @@ class Journal:
         if self.log_file:
             self.log_file.close()
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), env=full_env,
+        self.proc = subprocess.Popen(self.wrap + self.argv(), env=full_env,
                                      stdout=self.log_file,
                                      stderr=subprocess.STDOUT)
         if wait:

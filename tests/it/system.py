@@ -168,7 +168,8 @@ class Worker:
         assert not self.alive()
         self.close_log()
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), env=_clean_env(env),
+        self.proc = subprocess.Popen(pbtest.wrap_prefix() + self.argv(),
+                                     env=_clean_env(env),
                                      stdout=self.log_file,
                                      stderr=subprocess.STDOUT)
         self.starts += 1
