@@ -73,8 +73,9 @@ static const char *s_help =
     "each restart is logged), load the reference data once the journal answers\n"
     "(first start only: DIR/.registry-loaded marks it done), print the\n"
     "endpoints, and on SIGINT (Ctrl-C) or SIGTERM stop the workers, then the\n"
-    "journal, and exit 0. With --json, lifecycle events are JSON lines on\n"
-    "stdout: {event: ready|exited|restarted|stopped, ...}.\n"
+    "journal, and exit 0. The services log to stdout; with --json, stdout\n"
+    "carries only up's lifecycle events as JSON lines ({event: ready|registry|\n"
+    "exited|restarted|stopped, ...}) and the services log to stderr.\n"
     "Options:\n"
     "  --data-dir DIR   data directory (default ./var), created mode 0700\n"
     "  --bin-dir DIR    where pb-journal, pb-nac, ... are (default: beside\n"
@@ -212,12 +213,15 @@ static void
 s_child_start (s_up_t *self, s_child_t *child)
 {
     pid_t parent = getpid ();
+    bool json = self->opts.json;
     pid_t pid = fork ();
     if (pid == 0) {
         setpgid (0, 0);                 //  Ctrl-C reaches up, not us
         prctl (PR_SET_PDEATHSIG, SIGTERM);
         if (getppid () != parent)
             _exit (127);                //  up died before the prctl
+        if (json)                       //  stdout carries up's JSON alone
+            dup2 (STDERR_FILENO, STDOUT_FILENO);
         execv (child->binary, child->argv);
         _exit (127);
     }

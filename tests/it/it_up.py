@@ -320,6 +320,10 @@ def check_stop(up, state):
     assert rc == 0, "up exited %s; stderr tail:\n%s" % (rc, up.text("err")[-2000:])
     for name, pid in state["pids"].items():
         assert not pid_alive(pid), "%s pid %d still runs" % (name, pid)
+    #  With --json, stdout is up's JSON lines alone (the services log to stderr)
+    lines = [l for l in up.text().splitlines() if l.strip()]
+    assert lines and all(l.startswith("{") and json.loads(l) for l in lines), lines[:5]
+    assert "pb_worker: nac started" in up.text("err")
     stopped = [e for e in up.events() if e.get("event") == "stopped"]
     assert stopped and stopped[-1]["clean"] is True, stopped
     err = up.text("err")
