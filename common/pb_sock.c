@@ -4,6 +4,9 @@
 */
 #include "pb_sock.h"
 
+#include "pb_error.h"
+#include "pb_private.h"
+
 static void
 s_apply (zsock_t *sock, const pb_sock_opts_t *opts)
 {
@@ -16,6 +19,17 @@ s_apply (zsock_t *sock, const pb_sock_opts_t *opts)
     zsock_set_heartbeat_ivl (sock, opts->heartbeat_ivl);
     zsock_set_heartbeat_timeout (sock, opts->heartbeat_timeout);
     zsock_set_heartbeat_ttl (sock, opts->heartbeat_timeout);
+    //  CURVE before bind/connect: the mechanism is chosen per connection
+    //  at its handshake, from the options the socket has then
+    if (opts->curve_cert) {
+        zcert_apply (opts->curve_cert, sock);
+        if (opts->curve_server)
+            zsock_set_curve_serverkey (sock, opts->curve_server);
+        else {
+            zsock_set_curve_server (sock, 1);
+            zsock_set_zap_domain (sock, PB_SOCK_ZAP_DOMAIN);
+        }
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -23,7 +37,6 @@ s_apply (zsock_t *sock, const pb_sock_opts_t *opts)
 zsock_t *
 pb_sock_new (int type, const char *endpoint, const pb_sock_opts_t *opts)
 {
-    assert (endpoint);
     pb_sock_opts_t defaults = PB_SOCK_OPTS_DEFAULTS;
     if (!opts)
         opts = &defaults;
@@ -31,6 +44,8 @@ pb_sock_new (int type, const char *endpoint, const pb_sock_opts_t *opts)
     if (!sock)
         return NULL;
     s_apply (sock, opts);
+    if (!endpoint)
+        return sock;                    //  The caller connects it later
     bool bind = type == ZMQ_ROUTER || type == ZMQ_PUB || type == ZMQ_XPUB;
     if (*endpoint == '@' || *endpoint == '>') {
         bind = *endpoint == '@';
@@ -44,6 +59,53 @@ pb_sock_new (int type, const char *endpoint, const pb_sock_opts_t *opts)
         zsock_destroy (&sock);
     }
     return sock;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_sock_cert_load (const char *path, const char *what, zcert_t **cert_p)
+{
+    assert (path && what && cert_p);
+    char secret [PATH_MAX];
+    if (!*path || snprintf (secret, sizeof secret, "%s_secret", path) >= (int) sizeof secret) {
+        zsys_error ("pb_sock: %s: no certificate file given", what);
+        return PB_EINVAL;
+    }
+    if (!pb_private_file_ok (secret, what))
+        return PB_EINVAL;               //  Logged there
+    zcert_t *cert = zcert_load (path);
+    static const uint8_t zero [32] = { 0 };
+    if (!cert || memcmp (zcert_secret_key (cert), zero, 32) == 0) {
+        zsys_error ("pb_sock: %s: not a certificate with its secret key path=%s "
+                    "(pbctl keygen makes them)", what, path);
+        zcert_destroy (&cert);
+        return PB_EINVAL;
+    }
+    *cert_p = cert;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+pb_sock_server_key (const char *text, const char *what, char key [41])
+{
+    assert (text && what && key);
+    uint8_t decoded [32];
+    if (strlen (text) == 40 && zmq_z85_decode (decoded, text)) {
+        strcpy (key, text);
+        return 0;
+    }
+    zcert_t *cert = *text? zcert_load (text): NULL;
+    if (!cert) {
+        zsys_error ("pb_sock: %s: neither a Z85 public key (40 characters) nor a "
+                    "certificate file", what);
+        return PB_EINVAL;
+    }
+    strcpy (key, zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------

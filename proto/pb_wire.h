@@ -59,7 +59,8 @@ typedef enum {
     XX (PB_WIRE_BAD_REQUEST, "bad_request") \
     XX (PB_WIRE_NOT_MANUAL,  "not_manual") \
     XX (PB_WIRE_BACKWARDS,   "backwards") \
-    XX (PB_WIRE_UNAVAILABLE, "unavailable")
+    XX (PB_WIRE_UNAVAILABLE, "unavailable") \
+    XX (PB_WIRE_UNAUTHORIZED, "unauthorized")
 
 typedef enum {
     PB_WIRE_REFUSAL_NONE = 0,

@@ -3,10 +3,14 @@
 
     Usage: pb-journal [--config FILE] [--data-dir DIR] [--journal/KEY=VALUE]...
     (--help lists every key). Exit status 0 after SIGINT/SIGTERM, non-zero
-    when the configuration is wrong or the log failed.
+    when the configuration is wrong or the log failed. SIGHUP re-reads the
+    rights file (journal/security).
     =========================================================================
 */
 #include "pb_journal.h"
+
+#include <pthread.h>
+#include <signal.h>
 
 int
 main (int argc, char *argv [])
@@ -17,6 +21,13 @@ main (int argc, char *argv [])
         return EXIT_SUCCESS;
     if (rc)
         return EXIT_FAILURE;            //  The loader said what was wrong
+    //  SIGHUP (re-read the rights file) is read by the actor from a
+    //  signalfd, so it is blocked in every thread: threads inherit this
+    //  mask, and none has started yet
+    sigset_t hup;
+    sigemptyset (&hup);
+    sigaddset (&hup, SIGHUP);
+    pthread_sigmask (SIG_BLOCK, &hup, NULL);
     zsys_init ();
     zsys_set_logident ("pb-journal");
     zsys_set_logstream (stdout);

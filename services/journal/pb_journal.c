@@ -130,6 +130,10 @@ s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
         s_find_id (self, entry);
     if (entry->nak == PB_NAK_NONE && entry->origin == PB_JOURNAL_FROM_INGEST)
         entry->nak = s_authorize (self, entry->envelope, entry->error);
+    //  With security on, the same row: the sender's key and its rights
+    if (entry->nak == PB_NAK_NONE && entry->origin == PB_JOURNAL_FROM_INGEST && self->rights)
+        entry->nak = pb_journal_security_admit (self, &entry->type, entry->envelope,
+                                                entry->error);
     //  bad_data, the table's last row before the log, is checked on the
     //  committer (s_txn_run): provisional until then
     if (entry->nak == PB_NAK_NONE)
@@ -797,6 +801,12 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     if (command && streq (command, "VERBOSE"))
         self->verbose = true;
     else
+    if (command && streq (command, "RELOAD")) {
+        pb_journal_security_reload (self);
+        if (!self->fanout)
+            rc = -1;                    //  Could not bind it again: stop
+    }
+    else
         zsys_warning ("journal: unknown pipe command=%s", command? command: "");
     zstr_free (&command);
     zmsg_destroy (&msg);
@@ -836,6 +846,7 @@ s_journal_destroy (pb_journal_t **self_p)
     zsock_destroy (&self->ingest);
     zsock_destroy (&self->fanout);
     zsock_destroy (&self->replay);
+    pb_journal_security_close (self);   //  After the CURVE servers
     pb_log_destroy (&self->log);
     free (self);
     *self_p = NULL;
@@ -846,6 +857,7 @@ s_bind (pb_journal_t *self, int type, const char *name, const char *endpoint)
 {
     pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
     opts.maxmsgsize = self->cfg->max_msg_size;
+    opts.curve_cert = self->cert;       //  NULL unless security is on
     zsock_t *sock = pb_sock_new (type, endpoint, &opts);
     if (sock)
         zsys_notice ("journal: bound %s=%s", name, zsock_endpoint (sock));
@@ -862,6 +874,7 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
     self->verbose = cfg->verbose;
     self->manual = streq (cfg->clock, "manual");
     self->pump_timer = -1;
+    self->sighup_fd = -1;
     self->limits = (pb_limits_t) { (size_t) cfg->max_envelope, (uint32_t) cfg->max_depth,
                                    (uint32_t) cfg->max_container, (uint32_t) cfg->max_string };
     //  The srcs reserved for their own types, from the catalogue
@@ -891,13 +904,19 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
     self->entries = self->buffers [0];
     int rc = pb_log_open (cfg->data_dir, (uint64_t) cfg->map_size,
                           (uint64_t) cfg->map_max, &self->log);
+    //  Security before any bind: a CURVE server without its ZAP handler
+    //  would take any key. Fanout is an XPUB then, to vet subscriptions.
+    if (rc == 0)
+        rc = pb_journal_security_open (self);
     if (rc == 0) {
         self->ingest = s_bind (self, ZMQ_ROUTER, "ingest", cfg->ingest);
-        self->fanout = s_bind (self, ZMQ_PUB, "fanout", cfg->fanout);
+        self->fanout = s_bind (self, cfg->security? ZMQ_XPUB: ZMQ_PUB, "fanout", cfg->fanout);
         self->replay = s_bind (self, ZMQ_ROUTER, "replay", cfg->replay);
         if (!self->ingest || !self->fanout || !self->replay)
             rc = PB_EIO;
     }
+    if (rc == 0)
+        rc = pb_journal_security_probe (self);
     if (rc == 0)
         rc = pb_journal_metrics_open (self);
     if (rc == 0) {
@@ -939,6 +958,7 @@ pb_journal_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, zactor_sock (self->committer), s_on_committed, self);
         zloop_reader (self->loop, self->ingest, s_on_ingest, self);
         zloop_reader (self->loop, self->replay, pb_journal_on_replay, self);
+        pb_journal_security_attach (self);
         if (!self->manual)
             zloop_timer (self->loop, (size_t) cfg->tick_interval, 0,
                          pb_journal_on_tick, self);

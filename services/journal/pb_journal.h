@@ -44,6 +44,9 @@ typedef struct {
     int64_t max_msg_size;               //  ZMQ_MAXMSGSIZE of every socket
     int64_t reader_check_interval;      //  ms between mdb_reader_check
     bool verbose;                       //  debug logging per message
+    bool security;                      //  CurveZMQ and rights
+    char cert [PB_CONFIG_STR_MAX];      //  the journal's certificate file
+    char rights [PB_CONFIG_STR_MAX];    //  the rights file
     pb_journal_clock_fn *clock_fn;      //  NULL: the wall clock (not in table)
     void *clock_arg;                    //  passed to clock_fn (borrowed)
 } pb_journal_cfg_t;
@@ -64,7 +67,8 @@ int
 //  The journal actor. 'args' is a pb_journal_cfg_t * that must outlive the
 //  actor. After the zactor handshake it sends an int startup status (0 or
 //  a code), and when it stops an int exit status (0 for $TERM or a signal,
-//  a code for a fatal log error). Pipe commands: "$TERM", "VERBOSE".
+//  a code for a fatal log error). Pipe commands: "$TERM", "VERBOSE",
+//  "RELOAD" (re-read the rights file, as SIGHUP does).
 void
     pb_journal_actor (zsock_t *pipe, void *args);
 

@@ -44,6 +44,9 @@ const pb_config_entry_t pb_journal_cfg_table [] = {
     S_INT ("max_string", "65536", 1, 1 * S_MIB, max_string, "decoder bytes of one str or bin"),
     S_INT ("max_msg_size", "1M", 64 * S_KIB, 256 * S_MIB, max_msg_size, "ZMQ_MAXMSGSIZE of every socket"),
     S_INT ("reader_check_interval", "10000", 100, 86400000, reader_check_interval, "ms between LMDB stale reader checks"),
+    S_BOOL ("security", "false", security, "CurveZMQ on every endpoint, rights per key (README, Security)"),
+    S_STR ("cert", "", cert, "the journal's certificate (public file; the secret is FILE_secret)"),
+    S_STR ("rights", "", rights, "the allow-list and rights file, re-read on SIGHUP"),
     S_BOOL ("verbose", "false", verbose, "log every message at debug level"),
     { NULL }
 };
@@ -71,6 +74,21 @@ pb_journal_cfg_load (pb_journal_cfg_t *cfg, int argc, char *argv [])
         fprintf (stderr, "config: journal/max_msg_size: must be well above "
                  "journal/max_envelope, or too_large could never be answered\n");
         return PB_CONFIG_BAD_VALUE;
+    }
+    if (cfg->security && (!*cfg->cert || !*cfg->rights)) {
+        fprintf (stderr, "config: journal/security: needs journal/cert and journal/rights\n");
+        return PB_CONFIG_BAD_VALUE;
+    }
+    //  CurveZMQ is a ZMTP handshake, and inproc:// has none: an inproc
+    //  endpoint would be served unauthenticated
+    const char *endpoints [] = { cfg->ingest, cfg->fanout, cfg->replay };
+    for (int i = 0; i < 3 && cfg->security; i++) {
+        const char *at = endpoints [i] + (*endpoints [i] == '@' || *endpoints [i] == '>');
+        if (strncmp (at, "tcp://", 6) && strncmp (at, "ipc://", 6)) {
+            fprintf (stderr, "config: journal/security: endpoint %s is not tcp:// or "
+                     "ipc://, where CurveZMQ cannot apply\n", endpoints [i]);
+            return PB_CONFIG_BAD_VALUE;
+        }
     }
     return checking? PB_CONFIG_CHECKED: 0;
 }

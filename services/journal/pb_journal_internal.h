@@ -17,6 +17,7 @@
 #include "pb_envelope.h"
 #include "pb_nak.h"
 #include "pb_wire.h"
+#include "pb_rights.h"
 
 #define PB_JOURNAL_ERROR_MAX 256        //  an error sentence
 
@@ -117,6 +118,16 @@ typedef struct {
     int64_t commit_usecs;               //  the last batch's commit, from its answer
     bool tick_skipped;                  //  the wall clock is behind log time
     bool map_at_max;                    //  refusing: the map is at map_max
+    //  Security (pb_journal_security.c): all NULL or zero when it is off
+    zcert_t *cert;                      //  the journal's certificate (owned)
+    pb_rights_t *rights;                //  the rights in force (owned)
+    zsock_t *zap;                       //  ZAP handler, REP (owned)
+    int sighup_fd;                      //  signalfd of SIGHUP, or -1 (owned)
+    uint64_t reloads;                   //  successful rights reloads
+    uint64_t refused_handshakes;        //  since the last stats line
+    char refused_key [41];              //  the last key refused (public, Z85)
+    uint64_t refused_subscriptions;     //  since the last stats line
+    char refused_subscriber [65];       //  name of the last key refused one
 } pb_journal_t;
 
 #define PB_JOURNAL_STATS_INTERVAL 1000  //  ms between aggregated warnings
@@ -178,6 +189,36 @@ void
 int
     pb_journal_import (pb_journal_t *self, zframe_t *identity, uint64_t after,
                        zmsg_t *msg);
+
+//  Security (pb_journal_security.c). With journal/security off each of
+//  these does nothing (admit: PB_NAK_NONE, sender: NULL).
+//  Before any bind: the certificate, the rights, the ZAP handler, SIGHUP.
+//  Returns 0, PB_EINVAL or PB_EIO (logged).
+int
+    pb_journal_security_open (pb_journal_t *self);
+//  After the binds, before serving: a stranger's key must be refused on
+//  every endpoint. Returns 0, or PB_EIO (logged: the journal must not serve).
+int
+    pb_journal_security_probe (pb_journal_t *self);
+//  Register the ZAP, subscription and SIGHUP readers on the loop
+void
+    pb_journal_security_attach (pb_journal_t *self);
+void
+    pb_journal_security_close (pb_journal_t *self);
+//  Re-read the rights file (SIGHUP, RELOAD); on failure keep those in force
+void
+    pb_journal_security_reload (pb_journal_t *self);
+//  The ingest check of the sender's key ('frame' is a frame it sent)
+pb_nak_t
+    pb_journal_security_admit (pb_journal_t *self, zmq_msg_t *frame,
+                               const pb_envelope_t *env, char *error);
+//  The key that sent 'frame' on the replay socket, or NULL (unknown key,
+//  or security off: check self->rights)
+const pb_rights_key_t *
+    pb_journal_security_sender (pb_journal_t *self, zframe_t *frame);
+//  Aggregated warnings, from the stats timer
+void
+    pb_journal_security_stats (pb_journal_t *self);
 
 //  Replay and control (pb_journal_replay.c)
 int

@@ -30,6 +30,7 @@ struct _pb_journal_session_t {
     uint64_t credit;                    //  EVENTS batches it may still get
     uint64_t batches;                   //  EVENTS batches sent
     int64_t last_credit;                //  zclock_mono of REPLAY or CREDIT
+    char public_key [41];               //  the asker's key (security on), or ""
 };
 
 typedef enum { S_MORE, S_WAIT, S_DONE, S_GONE } s_progress_t;
@@ -103,6 +104,7 @@ typedef struct {
     bool started;                       //  identity and EVENTS frames sent
     uint64_t events;                    //  in this batch
     size_t bytes;                       //  in this batch
+    const pb_rights_key_t *key;         //  security on: the asker's rights (borrowed)
 } s_batch_t;
 
 //  pb_log_read's callback: filter, then stream the event into the batch.
@@ -115,6 +117,8 @@ s_collect (const pb_log_event_t *event, void *arg)
     pb_journal_session_t *session = batch->session;
     if (!pb_wire_replay_matches (&session->request, event->type, event->type_len))
         return 0;                       //  Consumed: not for this client
+    if (batch->key && !pb_rights_may_replay (batch->key, event->type, event->type_len))
+        return 0;                       //  Consumed: outside its replay rights
     if (batch->events >= (uint64_t) batch->self->cfg->replay_batch
     ||  (batch->events > 0 && batch->bytes + event->size > S_BATCH_BYTES))
         return PB_LOG_STOP;
@@ -163,7 +167,18 @@ s_session_advance (pb_journal_t *self, pb_journal_session_t *session)
     }
     if (session->batches > 0)
         PB_CRASH_POINT ("mid_replay");
-    s_batch_t batch = { self, session, { { 0 } }, false, 0, 0 };
+    s_batch_t batch = { self, session, { { 0 } }, false, 0, 0, NULL };
+    if (self->rights) {
+        //  The rights in force now, for every batch: a key removed by a
+        //  reload stops getting events at once
+        batch.key = pb_rights_lookup (self->rights, session->public_key);
+        if (!batch.key) {
+            pb_journal_send_error (self, session->identity, session->identity_size,
+                                   PB_WIRE_UNAUTHORIZED,
+                                   "key: not in the rights file any more (revoked)");
+            return S_GONE;
+        }
+    }
     uint64_t next = session->next;
     size_t max_scan = (size_t) self->cfg->replay_batch * S_SCAN_FACTOR;
     int rc = pb_log_read (self->log, session->next, limit, max_scan, s_collect, &batch, &next);
@@ -253,7 +268,8 @@ s_frames_ok (pb_journal_t *self, zframe_t *identity, zmsg_t *msg,
 }
 
 static void
-s_on_replay_request (pb_journal_t *self, zframe_t *identity, zframe_t *body)
+s_on_replay_request (pb_journal_t *self, zframe_t *identity, zframe_t *body,
+                     const pb_rights_key_t *sender)
 {
     char error [PB_JOURNAL_ERROR_MAX];
     pb_wire_replay_t *request = (pb_wire_replay_t *) malloc (sizeof *request);
@@ -283,6 +299,8 @@ s_on_replay_request (pb_journal_t *self, zframe_t *identity, zframe_t *body)
     }
     //  A new REPLAY replaces the one in progress
     session->request = *request;
+    snprintf (session->public_key, sizeof session->public_key, "%s",
+              sender? zframe_meta (body, "User-Id"): "");
     free (request);
     session->next = session->request.from;
     session->count = 0;
@@ -397,6 +415,16 @@ s_command (pb_journal_t *self, zmsg_t *msg)
         zframe_destroy (&command);
         return 0;
     }
+    //  Security on: the sender's key, checked on every command
+    const pb_rights_key_t *sender = pb_journal_security_sender (self, command);
+    if (self->rights && !sender) {
+        pb_journal_send_error (self, zframe_data (identity), zframe_size (identity),
+                               PB_WIRE_UNAUTHORIZED,
+                               "key: not in the rights file any more (revoked)");
+        zframe_destroy (&identity);
+        zframe_destroy (&command);
+        return 0;
+    }
     pb_wire_cmd_t cmd = pb_wire_command (zframe_data (command), zframe_size (command));
     bool known = cmd == PB_WIRE_REPLAY || cmd == PB_WIRE_CREDIT || cmd == PB_WIRE_TICK
               || cmd == PB_WIRE_CANCEL || cmd == PB_WIRE_STATUS || cmd == PB_WIRE_IMPORT;
@@ -419,10 +447,16 @@ s_command (pb_journal_t *self, zmsg_t *msg)
         ;                               //  Answered
     else
     if (cmd == PB_WIRE_REPLAY)
-        s_on_replay_request (self, identity, body);
+        s_on_replay_request (self, identity, body, sender);
     else
     if (cmd == PB_WIRE_CREDIT)
         s_on_credit (self, identity, body);
+    else
+    if (cmd == PB_WIRE_TICK && sender
+    &&  !pb_rights_may_publish (sender, NULL, 0, "sys.tick", 8))
+        pb_journal_send_error (self, zframe_data (identity), zframe_size (identity),
+                               PB_WIRE_UNAUTHORIZED, "TICK: sys.tick is outside the "
+                               "publish rights of this key");
     else
     if (cmd == PB_WIRE_TICK)
         rc = s_on_tick_command (self, identity, body);

@@ -139,6 +139,7 @@ pb_journal_on_stats (zloop_t *loop, int timer_id, void *arg)
     memset (self->naks, 0, sizeof self->naks);
     memset (self->errors, 0, sizeof self->errors);
     pb_journal_replay_expire (self);
+    pb_journal_security_stats (self);
     return 0;
 }
 
