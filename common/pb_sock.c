@@ -110,6 +110,28 @@ pb_sock_server_key (const char *text, const char *what, char key [41])
 
 //  --------------------------------------------------------------------------
 
+int
+pb_sock_client_curve (pb_sock_opts_t *opts, const char *cert_path,
+                      const char *server_key, const char *what,
+                      zcert_t **cert_p, char key [41])
+{
+    assert (opts && cert_path && server_key && what && cert_p && key);
+    if (!*cert_path && !*server_key)
+        return 0;
+    if (!*cert_path || !*server_key) {
+        zsys_error ("pb_sock: %s: cert and server_key go together (CurveZMQ)", what);
+        return PB_EINVAL;
+    }
+    if (pb_sock_server_key (server_key, what, key)
+    ||  pb_sock_cert_load (cert_path, what, cert_p))
+        return PB_EINVAL;
+    opts->curve_cert = *cert_p;
+    opts->curve_server = key;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+
 void
 pb_sock_test (bool verbose)
 {

@@ -59,6 +59,17 @@ int
 int
     pb_sock_server_key (const char *text, const char *what, char key [41]);
 
+//  A client's CURVE options from a certificate file and the server's key
+//  (a Z85 key or a certificate file): both empty means plain, one without
+//  the other is an error. Sets opts->curve_cert to a new *cert_p (destroy
+//  it once the sockets are made: they copy the keys) and opts->curve_server
+//  to 'key'. Returns 0, or PB_EINVAL (logged, naming 'what', a config
+//  section such as "nac").
+int
+    pb_sock_client_curve (pb_sock_opts_t *opts, const char *cert_path,
+                          const char *server_key, const char *what,
+                          zcert_t **cert_p, char key [41]);
+
 //  Self test of this module
 void
     pb_sock_test (bool verbose);

@@ -554,16 +554,25 @@ s_worker_open (const pb_worker_cfg_t *cfg, zsock_t *pipe, s_worker_t **self_p)
         //  libzmq 4.3's "_input_stopped" assertion (zeromq/libzmq#3937,
         //  seen here under a flood). The journal's sys.heartbeat tells
         //  us what the ZMTP one would.
-        pb_sock_opts_t sub_opts = PB_SOCK_OPTS_DEFAULTS;
+        //  CurveZMQ with the worker's own certificate when configured
+        pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
+        zcert_t *cert = NULL;
+        char server_key [41];
+        rc = pb_sock_client_curve (&opts, cfg->cert, cfg->server_key, self->name,
+                                   &cert, server_key);
+        pb_sock_opts_t sub_opts = opts;
         sub_opts.heartbeat_ivl = 0;
         sub_opts.heartbeat_timeout = 0;
-        self->sub = pb_sock_new (ZMQ_SUB, cfg->fanout, &sub_opts);
-        if (self->sub)
-            zsock_set_subscribe (self->sub, "");
-        self->ingest = pb_sock_new (ZMQ_DEALER, cfg->ingest, NULL);
-        self->replay = pb_sock_new (ZMQ_DEALER, cfg->replay, NULL);
-        if (!self->sub || !self->ingest || !self->replay)
-            rc = PB_EINVAL;
+        if (rc == 0) {
+            self->sub = pb_sock_new (ZMQ_SUB, cfg->fanout, &sub_opts);
+            if (self->sub)
+                zsock_set_subscribe (self->sub, "");
+            self->ingest = pb_sock_new (ZMQ_DEALER, cfg->ingest, &opts);
+            self->replay = pb_sock_new (ZMQ_DEALER, cfg->replay, &opts);
+            if (!self->sub || !self->ingest || !self->replay)
+                rc = PB_EINVAL;
+        }
+        zcert_destroy (&cert);
     }
     self->progress.name = self->name;
     if (rc == 0 && *cfg->metrics)
@@ -681,12 +690,12 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
 {
     assert (rules && rules->name);
     const char *n = rules->name;
-    char paths [14][80];
-    const char *keys [14] = { "data_dir", "ingest", "fanout", "replay", "map_size",
+    char paths [16][80];
+    const char *keys [16] = { "data_dir", "ingest", "fanout", "replay", "map_size",
                               "batch_max", "credit", "window", "resend_ms",
                               "replay_timeout_ms", "dump", "rebuild", "rebuild_to",
-                              "metrics" };
-    for (int i = 0; i < 14; i++)
+                              "metrics", "cert", "server_key" };
+    for (int i = 0; i < 16; i++)
         snprintf (paths [i], sizeof paths [i], "%s/%s", n, keys [i]);
     char data_dir [80], verbose_path [80];
     snprintf (data_dir, sizeof data_dir, "./var/%s", n);
@@ -721,6 +730,10 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
           offsetof (pb_worker_cfg_t, rebuild_to), "rebuild through this seq (0: the head)" },
         { paths [13], PB_CONFIG_STR, "", 0, 0, offsetof (pb_worker_cfg_t, metrics),
           "HOST:PORT serving HTTP /metrics and /health; empty: off" },
+        { paths [14], PB_CONFIG_STR, "", 0, 0, offsetof (pb_worker_cfg_t, cert),
+          "CurveZMQ: this worker's certificate (public file; secret in FILE_secret)" },
+        { paths [15], PB_CONFIG_STR, "", 0, 0, offsetof (pb_worker_cfg_t, server_key),
+          "CurveZMQ: the journal's public key (Z85) or its certificate file" },
         { verbose_path, PB_CONFIG_BOOL, "false", 0, 0,
           offsetof (pb_worker_cfg_t, verbose), "debug log per message" },
         { NULL, 0, NULL, 0, 0, 0, NULL }

@@ -102,6 +102,8 @@ typedef struct {
     char rebuild [PB_CONFIG_STR_MAX];   //  pb-<name> --rebuild DIR: rebuild, exit
     int64_t rebuild_to;                 //  ... through this seq (0: the head)
     char metrics [PB_CONFIG_STR_MAX];   //  HTTP HOST:PORT of /metrics, or ""
+    char cert [PB_CONFIG_STR_MAX];      //  CurveZMQ: own certificate ("": plain)
+    char server_key [PB_CONFIG_STR_MAX];//  CurveZMQ: the journal's key or cert file
     bool verbose;                       //  debug log per message
     const pb_rules_t *rules;            //  the rules (borrowed, static)
 } pb_worker_cfg_t;

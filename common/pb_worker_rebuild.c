@@ -221,7 +221,14 @@ pb_worker_rebuild (const pb_worker_cfg_t *cfg)
     if (rc == 0)
         rc = pb_worker_store_rebuild_mode (self->store);
     if (rc == 0) {
-        self->replay = pb_sock_new (ZMQ_DEALER, cfg->replay, NULL);
+        pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
+        zcert_t *cert = NULL;
+        char server_key [41];
+        rc = pb_sock_client_curve (&opts, cfg->cert, cfg->server_key, cfg->rules->name,
+                                   &cert, server_key);
+        if (rc == 0)
+            self->replay = pb_sock_new (ZMQ_DEALER, cfg->replay, &opts);
+        zcert_destroy (&cert);
         if (!self->replay)
             rc = PB_EINVAL;
     }

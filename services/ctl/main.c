@@ -18,6 +18,7 @@ static const s_command_t s_commands [] = {
     { "tail",    pb_ctl_tail,    "follow live events, optionally from history" },
     { "state",   pb_ctl_state,   "print a worker's state keys (read-only)" },
     { "up",      pb_ctl_up,      "run and supervise the journal and the workers" },
+    { "keygen",  pb_ctl_keygen,  "create a CurveZMQ certificate (public + secret file)" },
     { "verify",  pb_ctl_verify,  "walk the log's hash chain, name what is altered" },
     { "rebuild", pb_ctl_rebuild, "rebuild a worker's store from the log, compare, swap" },
     { "export",  pb_ctl_export,  "write the log to a portable, verified file" },

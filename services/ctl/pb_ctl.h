@@ -51,6 +51,10 @@ int
 int
     pb_ctl_up (int argc, char *argv []);
 
+//  keygen NAME [--dir DIR]: a CurveZMQ certificate for the rights file
+int
+    pb_ctl_keygen (int argc, char *argv []);
+
 //  verify [--dir DIR]: walk the log's hash chain (read-only)
 int
     pb_ctl_verify (int argc, char *argv []);

@@ -434,7 +434,7 @@ pb_ctl_export (int argc, char *argv [])
             return PB_CTL_EXIT_REFUSED;
         }
     }
-    zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, opts.replay);
+    zsock_t *replay = pb_ctl_journal_connect (&opts, ZMQ_DEALER, opts.replay);
     if (!replay)
         return PB_CTL_EXIT_USAGE;
     pb_wire_status_t status;
@@ -614,7 +614,7 @@ pb_ctl_import (int argc, char *argv [])
     }
     s_reader_close (&reader);
     //  2. The target: manual clock, and a prefix of the file
-    zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, opts.replay);
+    zsock_t *replay = pb_ctl_journal_connect (&opts, ZMQ_DEALER, opts.replay);
     if (!replay)
         return PB_CTL_EXIT_USAGE;
     pb_wire_status_t status;

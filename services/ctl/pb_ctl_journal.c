@@ -23,6 +23,10 @@ pb_ctl_journal_opts_init (pb_ctl_journal_opts_t *opts)
     snprintf (opts->fanout, sizeof opts->fanout, "tcp://127.0.0.1:7702");
     snprintf (opts->replay, sizeof opts->replay, "tcp://127.0.0.1:7703");
     opts->timeout_ms = 5000;
+    const char *cert = getenv ("PBCTL_CERT");
+    const char *server_key = getenv ("PBCTL_SERVER_KEY");
+    snprintf (opts->cert, sizeof opts->cert, "%s", cert? cert: "");
+    snprintf (opts->server_key, sizeof opts->server_key, "%s", server_key? server_key: "");
 }
 
 bool
@@ -123,6 +127,12 @@ pb_ctl_journal_opts_parse (pb_ctl_journal_opts_t *opts, int argc,
     if (streq (arg, "--replay"))
         rc = s_endpoint (opts->replay, s_value (argc, argv, index_p));
     else
+    if (streq (arg, "--cert"))
+        rc = s_endpoint (opts->cert, s_value (argc, argv, index_p));
+    else
+    if (streq (arg, "--server-key"))
+        rc = s_endpoint (opts->server_key, s_value (argc, argv, index_p));
+    else
     if (streq (arg, "--json"))
         opts->json = true;
     else
@@ -148,11 +158,28 @@ pb_ctl_journal_opts_parse (pb_ctl_journal_opts_t *opts, int argc,
 }
 
 zsock_t *
-pb_ctl_journal_connect (int type, const char *endpoint)
+pb_ctl_journal_connect (const pb_ctl_journal_opts_t *opts, int type, const char *endpoint)
 {
+    assert (opts);
     char spec [PB_CTL_ENDPOINT_MAX + 2];
     snprintf (spec, sizeof spec, ">%s", endpoint);
-    return pb_sock_new (type, spec, NULL);
+    if (!*opts->cert)
+        return pb_sock_new (type, spec, NULL);
+    pb_sock_opts_t sock_opts = PB_SOCK_OPTS_DEFAULTS;
+    zcert_t *cert = NULL;
+    char server_key [41];
+    if (!*opts->server_key) {
+        zsys_error ("pbctl: --cert needs --server-key (the journal's public key)");
+        return NULL;
+    }
+    if (pb_sock_server_key (opts->server_key, "--server-key", server_key)
+    ||  pb_sock_cert_load (opts->cert, "--cert", &cert))
+        return NULL;                    //  Logged
+    sock_opts.curve_cert = cert;
+    sock_opts.curve_server = server_key;
+    zsock_t *sock = pb_sock_new (type, spec, &sock_opts);
+    zcert_destroy (&cert);              //  The socket has copied the keys
+    return sock;
 }
 
 zmsg_t *

@@ -34,6 +34,8 @@ typedef struct {
     bool json;                          //  JSON lines instead of text
     bool help;                          //  --help / -h was given
     int timeout_ms;                     //  wait for a reply at most this
+    char cert [PB_CTL_ENDPOINT_MAX];    //  own certificate file: CURVE on ("": off)
+    char server_key [PB_CTL_ENDPOINT_MAX];  //  journal's public key, or its cert file
 } pb_ctl_journal_opts_t;
 
 //  The options' help text, for each subcommand's --help
@@ -42,12 +44,15 @@ typedef struct {
     "  --fanout EP      journal fanout endpoint (tcp://127.0.0.1:7702)\n" \
     "  --replay EP      journal replay/control endpoint (tcp://127.0.0.1:7703)\n" \
     "  --timeout SECS   wait for the journal at most SECS (default 5)\n" \
+    "  --cert FILE      CurveZMQ: this operator's certificate (pbctl keygen;\n" \
+    "                   default $PBCTL_CERT); with --server-key KEY|FILE, the\n" \
+    "                   journal's public key or certificate ($PBCTL_SERVER_KEY)\n" \
     "  --json           JSON lines for scripts (default: text for people)\n" \
     "  -h, --help       this help\n" \
     "Exit codes: 0 ok; 1 some input refused or difference found; 2 usage\n" \
     "error; 3 journal unreachable or timeout.\n"
 
-//  Set the defaults
+//  Set the defaults (cert and server_key from $PBCTL_CERT, $PBCTL_SERVER_KEY)
 void
     pb_ctl_journal_opts_init (pb_ctl_journal_opts_t *opts);
 
@@ -80,9 +85,11 @@ int
                            uint64_t *seq_p, char *error, size_t error_size);
 
 //  A new socket of 'type' connected to 'endpoint' (ZMQ_DEALER, ZMQ_SUB),
-//  or NULL (the reason was logged). Caller owns it.
+//  with CurveZMQ when opts->cert is set, or NULL (the reason was logged:
+//  a certificate that cannot be read, a missing server key). Caller owns it.
 zsock_t *
-    pb_ctl_journal_connect (int type, const char *endpoint);
+    pb_ctl_journal_connect (const pb_ctl_journal_opts_t *opts, int type,
+                            const char *endpoint);
 
 //  Wait up to 'timeout_ms' for a message on 'sock'. Returns a message the
 //  caller owns, or NULL on timeout or interrupt (SIGINT, SIGTERM).

@@ -50,7 +50,7 @@ pb_ctl_ops_log (const pb_ctl_journal_opts_t *opts, const char *type,
     pb_ctl_json_pack (env, &pk);
     json_decref (env);
     int rc = PB_CTL_EXIT_UNREACHABLE;
-    zsock_t *ingest = pb_ctl_journal_connect (ZMQ_DEALER, opts->ingest);
+    zsock_t *ingest = pb_ctl_journal_connect (opts, ZMQ_DEALER, opts->ingest);
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, type);
     zmsg_addmem (msg, buffer.data, buffer.size);

@@ -311,7 +311,7 @@ pb_ctl_publish_file (const pb_ctl_journal_opts_t *opts, const char *path,
         }
     }
     int rc = PB_CTL_EXIT_USAGE;         //  an endpoint that cannot be used
-    self.ingest = pb_ctl_journal_connect (ZMQ_DEALER, self.opts.ingest);
+    self.ingest = pb_ctl_journal_connect (&self.opts, ZMQ_DEALER, self.opts.ingest);
     if (self.ingest) {
         self.entries = zlistx_new ();
         zlistx_set_destructor (self.entries, s_entry_destroy);

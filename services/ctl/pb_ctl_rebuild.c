@@ -460,7 +460,7 @@ pb_ctl_rebuild (int argc, char *argv [])
         if (self->differs)
             s_find_cause (self);
         if (self->cause) {
-            zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, opts.replay);
+            zsock_t *replay = pb_ctl_journal_connect (&opts, ZMQ_DEALER, opts.replay);
             pb_wire_end_t end;
             if (replay)
                 pb_ctl_journal_replay (replay, self->cause, self->cause, NULL, 0,

@@ -218,7 +218,7 @@ pb_ctl_replay (int argc, char *argv [])
         fprintf (stderr, "pbctl replay: --format goes to stdout, not with --to ENDPOINT\n");
         return PB_CTL_EXIT_USAGE;
     }
-    zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, opts.replay);
+    zsock_t *replay = pb_ctl_journal_connect (&opts, ZMQ_DEALER, opts.replay);
     if (!replay)
         return PB_CTL_EXIT_USAGE;
     pb_wire_end_t end = { 0 };

@@ -321,7 +321,7 @@ pb_ctl_status (int argc, char *argv [])
     if (rc == 0 && !*self->journal_dir && zsys_file_exists ("./var/journal/data.mdb"))
         strcpy (self->journal_dir, "./var/journal");
     if (rc == 0) {
-        self->replay = pb_ctl_journal_connect (ZMQ_DEALER, self->opts.replay);
+        self->replay = pb_ctl_journal_connect (&self->opts, ZMQ_DEALER, self->opts.replay);
         rc = self->replay? 0: PB_CTL_EXIT_USAGE;
     }
     if (rc == 0) {

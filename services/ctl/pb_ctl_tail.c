@@ -94,7 +94,7 @@ static int
 s_fill (s_tail_t *self, uint64_t from, uint64_t to)
 {
     if (!self->replay)
-        self->replay = pb_ctl_journal_connect (ZMQ_DEALER, self->opts.replay);
+        self->replay = pb_ctl_journal_connect (&self->opts, ZMQ_DEALER, self->opts.replay);
     if (!self->replay)
         return PB_CTL_EXIT_USAGE;
     pb_wire_end_t end = { 0 };
@@ -275,7 +275,7 @@ pb_ctl_tail (int argc, char *argv [])
     }
     if (since != INT64_MIN) {
         //  The time becomes the seq of the first event at or after it
-        zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, self.opts.replay);
+        zsock_t *replay = pb_ctl_journal_connect (&self.opts, ZMQ_DEALER, self.opts.replay);
         char error [300] = "";
         int rc = replay? pb_ctl_journal_seq_at (replay, since, self.opts.timeout_ms,
                                                 &from, error, sizeof error)
@@ -290,7 +290,7 @@ pb_ctl_tail (int argc, char *argv [])
     for (size_t p = 0; p < self.prefix_count; p++)
         if (!*self.prefixes [p])
             self.every_type = true;
-    zsock_t *sub = pb_ctl_journal_connect (ZMQ_SUB, self.opts.fanout);
+    zsock_t *sub = pb_ctl_journal_connect (&self.opts, ZMQ_SUB, self.opts.fanout);
     if (!sub)
         return PB_CTL_EXIT_USAGE;
     zsock_set_subscribe (sub, "");      //  every seq: see the header

@@ -110,7 +110,7 @@ pb_ctl_tick (int argc, char *argv [])
                  "YYYY-MM-DDTHH:MM:SSZ (see --help)\n");
         return PB_CTL_EXIT_USAGE;
     }
-    zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, opts.replay);
+    zsock_t *replay = pb_ctl_journal_connect (&opts, ZMQ_DEALER, opts.replay);
     if (!replay)
         return PB_CTL_EXIT_USAGE;
     int rc = s_request (&opts, replay, now);

@@ -162,7 +162,7 @@ pb_ctl_trace (int argc, char *argv [])
         fprintf (stderr, "pbctl trace: SEQ is missing (see --help)\n");
         return PB_CTL_EXIT_USAGE;
     }
-    zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, opts.replay);
+    zsock_t *replay = pb_ctl_journal_connect (&opts, ZMQ_DEALER, opts.replay);
     if (!replay)
         return PB_CTL_EXIT_USAGE;
     s_trace_t self = { .json = opts.json, .progress = isatty (2) };

@@ -333,7 +333,7 @@ s_stop (s_up_t *self, size_t from, size_t to)
 static bool
 s_journal_answers (s_up_t *self, int timeout_ms, pb_wire_status_t *status)
 {
-    zsock_t *replay = pb_ctl_journal_connect (ZMQ_DEALER, self->opts.replay);
+    zsock_t *replay = pb_ctl_journal_connect (&self->opts, ZMQ_DEALER, self->opts.replay);
     if (!replay)
         return false;
     char error [256];

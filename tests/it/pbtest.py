@@ -162,6 +162,9 @@ class Journal:
             tempfile.gettempdir(),
             "%s-%d.log" % (log_name or "pb-journal", os.getpid()))
         self.log_file = None
+        #  With journal/security on: (public, secret, server public) keys
+        #  of the harness's own clients (Producer, Replayer, wait_ready)
+        self.curve = None
 
     def _pick_ports(self):
         self.ports = [free_port(), free_port(), free_port()]
@@ -318,8 +321,15 @@ class Journal:
 # Clients
 
 
-def _dealer(endpoint, timeout):
+def apply_curve(sock, curve):
+    """CurveZMQ client keys (public, secret, server public), or nothing"""
+    if curve:
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = curve
+
+
+def _dealer(endpoint, timeout, curve=None):
     sock = CTX.socket(zmq.DEALER)
+    apply_curve(sock, curve)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, 0)
     sock.setsockopt(zmq.RCVHWM, 0)
@@ -334,7 +344,7 @@ class Producer:
     reply as (kind, map) where kind is "ACK" or "NAK"."""
 
     def __init__(self, journal, timeout=10.0):
-        self.sock = _dealer(journal.ingest, timeout)
+        self.sock = _dealer(journal.ingest, timeout, getattr(journal, "curve", None))
         self.timeout = timeout
 
     def send(self, env, type_=None):
@@ -396,7 +406,7 @@ class Replayer:
     """A DEALER on replay/control."""
 
     def __init__(self, journal, timeout=10.0):
-        self.sock = _dealer(journal.replay, timeout)
+        self.sock = _dealer(journal.replay, timeout, getattr(journal, "curve", None))
         self.timeout = timeout
 
     def command(self, name, body=None):
