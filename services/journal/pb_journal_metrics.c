@@ -115,6 +115,18 @@ s_render (pb_journal_t *self, pb_metrics_t *m)
                       map_bytes > 0? file_bytes / map_bytes: 0);
     pb_metrics_gauge (m, "pb_journal_map_at_max", "1 while refusing: the map is at map_max",
                       self->map_at_max? 1: 0);
+    if (self->cfg->security) {
+        pb_metrics_counter (m, "pb_journal_rights_reloads_total",
+                            "rights file reloads that took effect (SIGHUP)", self->reloads);
+        pb_metrics_gauge (m, "pb_journal_rights_keys", "keys in the rights in force",
+                          (double) pb_rights_size (self->rights));
+        pb_metrics_counter (m, "pb_journal_handshakes_refused_total",
+                            "CURVE handshakes refused by the ZAP handler",
+                            self->refused_handshakes_total + self->refused_handshakes);
+        pb_metrics_counter (m, "pb_journal_subscriptions_refused_total",
+                            "fanout subscriptions outside the subscriber's rights",
+                            self->refused_subscriptions_total + self->refused_subscriptions);
+    }
 }
 
 void

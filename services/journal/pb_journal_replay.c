@@ -440,6 +440,11 @@ s_command (pb_journal_t *self, zmsg_t *msg)
                                PB_WIRE_BAD_REQUEST, error);
     }
     else
+    if (cmd == PB_WIRE_IMPORT && sender && !pb_rights_may_import (sender))
+        pb_journal_send_error (self, zframe_data (identity), zframe_size (identity),
+                               PB_WIRE_UNAUTHORIZED, "IMPORT: needs src \"*\" and "
+                               "publish \"*\" in the rights of this key");
+    else
     if (cmd == PB_WIRE_IMPORT)
         rc = s_on_import (self, identity, msg);
     else

@@ -452,6 +452,8 @@ pb_journal_security_stats (pb_journal_t *self)
     if (self->refused_subscriptions)
         zsys_warning ("journal: subscriptions refused in the last second count=%" PRIu64
                       " last_key=%s", self->refused_subscriptions, self->refused_subscriber);
+    self->refused_handshakes_total += self->refused_handshakes;
+    self->refused_subscriptions_total += self->refused_subscriptions;
     self->refused_handshakes = 0;
     self->refused_subscriptions = 0;
 }

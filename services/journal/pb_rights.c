@@ -383,6 +383,13 @@ pb_rights_may_replay (const pb_rights_key_t *key, const char *type, size_t type_
 }
 
 bool
+pb_rights_may_import (const pb_rights_key_t *key)
+{
+    assert (key);
+    return key->src.all && key->publish.all;
+}
+
+bool
 pb_rights_reads_kept (pb_rights_t *before, pb_rights_t *after)
 {
     assert (before && after);
@@ -438,6 +445,7 @@ pb_rights_test (bool verbose)
     assert (key && pb_rights_may_publish (key, "anyone", 6, "registry.ally", 13));
     assert (pb_rights_may_publish (key, NULL, 0, "nac.position", 12));
     assert (!pb_rights_may_publish (key, NULL, 0, "sys.tick", 8));
+    assert (!pb_rights_may_import (key));
     assert (pb_rights_may_subscribe (key, "notify.cpe.", 11));
     assert (!pb_rights_may_subscribe (key, "notify", 6));       //  Would get more
     assert (!pb_rights_may_subscribe (key, "", 0));

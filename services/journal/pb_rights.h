@@ -89,6 +89,11 @@ bool
     pb_rights_may_replay (const pb_rights_key_t *key, const char *type,
                           size_t type_len);
 
+//  May 'key' IMPORT another log's events (any type, any src, with their
+//  own seq and ts)? Only with src "*" and publish "*".
+bool
+    pb_rights_may_import (const pb_rights_key_t *key);
+
 //  True if every key of 'before' is in 'after' with the same subscribe
 //  list: no subscriber already connected lost anything by the reload.
 bool

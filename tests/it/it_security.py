@@ -42,6 +42,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import zmq
 import zmq.auth
@@ -198,19 +199,42 @@ def main():
                      "*", "*"),
     }
     keys.write_rights(rights)
+    metrics_port = pbtest.free_port()
     options = {"security": "true", "cert": keys.keys["journal"][2],
-               "rights": keys.rights_path, "heartbeat-interval": 50}
+               "rights": keys.rights_path, "heartbeat-interval": 50,
+               "metrics": "127.0.0.1:%d" % metrics_port}
     journal = pbtest.Journal(args.journal, options, log_name="it-security")
     journal.curve = keys.curve("op")
     try:
-        run(args, res, keys, rights, journal, options)
+        run(args, res, keys, rights, journal, options, metrics_port)
     finally:
         journal.close()
         shutil.rmtree(root, ignore_errors=True)
     res.finish()
 
 
-def run(args, res, keys, rights, j, options):
+def metric(port, name):
+    """The value of one sample of the journal's /metrics (published once a
+    second: poll until 'name' is there)"""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+def wait_metric(port, name, at_least, timeout=10.0):
+    deadline = time.time() + timeout
+    value = None
+    while time.time() < deadline:
+        value = metric(port, name)
+        if value is not None and value >= at_least:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("%s = %r, want >= %r" % (name, value, at_least))
+
+
+def run(args, res, keys, rights, j, options, metrics_port):
     def view(name):
         """The journal's endpoints with the keys of 'name' (for Producer,
         Replayer)"""
@@ -220,6 +244,7 @@ def run(args, res, keys, rights, j, options):
 
     def refused_config(extra, expect, env=None):
         opts = dict(options)
+        opts.pop("metrics")                     # the running journal has the port
         opts.update(extra)
         with pbtest.Journal(args.journal, opts, log_name="it-security-bad") as k:
             k.start(wait=False, env=env)
@@ -443,6 +468,10 @@ def run(args, res, keys, rights, j, options):
             event, _ = handshake_event(monitor)
             close_monitored(fresh, monitor)
             assert event == zmq.EVENT_HANDSHAKE_FAILED_AUTH, EVENT_NAMES.get(event)
+            #  The reload is counted in /metrics too, and so are the refusals
+            wait_metric(metrics_port, "pb_journal_rights_reloads_total", 1)
+            wait_metric(metrics_port, "pb_journal_handshakes_refused_total", ATTEMPTS)
+            assert metric(metrics_port, "pb_journal_rights_keys") == len(fewer)
             #  While a key still listed keeps working
             with pbtest.Producer(view("prod")) as p:
                 kind, body = p.publish(feedback("after-revoke", "prod"))
