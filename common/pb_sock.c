@@ -7,6 +7,8 @@
 #include "pb_error.h"
 #include "pb_private.h"
 
+#include <sys/stat.h>
+
 static void
 s_apply (zsock_t *sock, const pb_sock_opts_t *opts)
 {
@@ -19,6 +21,9 @@ s_apply (zsock_t *sock, const pb_sock_opts_t *opts)
     zsock_set_heartbeat_ivl (sock, opts->heartbeat_ivl);
     zsock_set_heartbeat_timeout (sock, opts->heartbeat_timeout);
     zsock_set_heartbeat_ttl (sock, opts->heartbeat_timeout);
+    //  Before bind: a subscription that came in first would be applied
+    if (opts->xpub_manual)
+        zsock_set_xpub_manual (sock, 1);
     //  CURVE before bind/connect: the mechanism is chosen per connection
     //  at its handshake, from the options the socket has then
     if (opts->curve_cert) {
@@ -153,5 +158,47 @@ pb_sock_test (bool verbose)
     assert (twin == NULL);
     zsock_destroy (&client);
     zsock_destroy (&server);
+
+    //  Certificates: the secret must be private; a server key is a Z85
+    //  text or a certificate file; cert and server key go together
+    char dir [] = "/tmp/pb_sock_test.XXXXXX";
+    assert (mkdtemp (dir));
+    char path [PATH_MAX], secret [PATH_MAX + 8];
+    snprintf (path, sizeof path, "%s/a.cert", dir);
+    snprintf (secret, sizeof secret, "%s_secret", path);
+    zcert_t *cert = zcert_new ();
+    assert (cert && zcert_save (cert, path) == 0);
+    zcert_t *loaded = NULL;
+    assert (chmod (secret, 0640) == 0);
+    assert (pb_sock_cert_load (path, "test/cert", &loaded) == PB_EINVAL && !loaded);
+    assert (chmod (secret, 0600) == 0);
+    assert (pb_sock_cert_load (path, "test/cert", &loaded) == 0 && loaded);
+    assert (zcert_eq (cert, loaded));
+    zcert_destroy (&loaded);
+    assert (pb_sock_cert_load (dir, "test/cert", &loaded) == PB_EINVAL);
+    char key [41];
+    assert (pb_sock_server_key (zcert_public_txt (cert), "test", key) == 0);
+    assert (streq (key, zcert_public_txt (cert)));
+    memset (key, 0, sizeof key);
+    assert (pb_sock_server_key (path, "test", key) == 0);       //  The public file
+    assert (streq (key, zcert_public_txt (cert)));
+    assert (pb_sock_server_key ("not a key", "test", key) == PB_EINVAL);
+    assert (pb_sock_server_key ("", "test", key) == PB_EINVAL);
+    pb_sock_opts_t curve = PB_SOCK_OPTS_DEFAULTS;
+    zcert_t *own = NULL;
+    assert (pb_sock_client_curve (&curve, "", "", "test", &own, key) == 0);
+    assert (!curve.curve_cert && !own);                         //  Plain
+    assert (pb_sock_client_curve (&curve, path, "", "test", &own, key) == PB_EINVAL);
+    assert (pb_sock_client_curve (&curve, path, zcert_public_txt (cert), "test",
+                                  &own, key) == 0);
+    assert (curve.curve_cert == own && curve.curve_server == key);
+    zsock_t *curved = pb_sock_new (ZMQ_DEALER, NULL, &curve);   //  Not connected
+    assert (curved && zsock_mechanism (curved) == ZMQ_CURVE);
+    zsock_destroy (&curved);
+    zcert_destroy (&own);
+    zcert_destroy (&cert);
+    zsys_file_delete (path);
+    zsys_file_delete (secret);
+    zsys_dir_delete (dir);
     printf ("OK\n");
 }

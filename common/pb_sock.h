@@ -28,9 +28,11 @@ typedef struct {
     zcert_t *curve_cert;        //  own certificate, CURVE on (borrowed); NULL: plain
     const char *curve_server;   //  with a cert: the server's public key (Z85,
                                 //  borrowed), or NULL: this socket IS the server
+    bool xpub_manual;           //  XPUB: subscriptions applied by the owner
 } pb_sock_opts_t;
 
-#define PB_SOCK_OPTS_DEFAULTS { 1048576, 2000, 10000, 1000, 100000, 100000, NULL, NULL }
+#define PB_SOCK_OPTS_DEFAULTS { 1048576, 2000, 10000, 1000, 100000, 100000, NULL, NULL, \
+                                false }
 
 //  The ZAP domain of every CURVE server socket
 #define PB_SOCK_ZAP_DOMAIN "partnerbus"

@@ -858,6 +858,7 @@ s_bind (pb_journal_t *self, int type, const char *name, const char *endpoint)
     pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
     opts.maxmsgsize = self->cfg->max_msg_size;
     opts.curve_cert = self->cert;       //  NULL unless security is on
+    opts.xpub_manual = type == ZMQ_XPUB;    //  Security: subscriptions vetted
     zsock_t *sock = pb_sock_new (type, endpoint, &opts);
     if (sock)
         zsys_notice ("journal: bound %s=%s", name, zsock_endpoint (sock));

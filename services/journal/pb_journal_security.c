@@ -304,11 +304,17 @@ s_on_subscription (zloop_t *loop, zsock_t *reader, void *arg)
         }
         const char *data = (const char *) zmq_msg_data (&msg);
         size_t size = zmq_msg_size (&msg);
-        const pb_rights_key_t *key = pb_rights_lookup (self->rights,
-                                                       zmq_msg_gets (&msg, "User-Id"));
-        //  XPUB_MANUAL: the option applies to the pipe the message came from
-        if (size >= 1 && data [0] == 0)
+        const char *user = zmq_msg_gets (&msg, "User-Id");
+        const pb_rights_key_t *key = pb_rights_lookup (self->rights, user);
+        //  XPUB_MANUAL: the option applies to the pipe the message came
+        //  from. An unsubscription without metadata is libzmq's own, for a
+        //  pipe that has gone (and taken its subscriptions with it): there
+        //  is no pipe to apply it to, so it is not applied to another one.
+        if (size >= 1 && data [0] == 0 && user)
             zmq_setsockopt (socket, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
+        else
+        if (size >= 1 && data [0] == 0)
+            ;                           //  A closed pipe's: nothing to do
         else
         if (size >= 1 && data [0] == 1 && key
         &&  pb_rights_may_subscribe (key, data + 1, size - 1))
@@ -335,6 +341,7 @@ s_fanout_rebind (pb_journal_t *self)
     pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
     opts.maxmsgsize = self->cfg->max_msg_size;
     opts.curve_cert = self->cert;
+    opts.xpub_manual = true;
     for (int attempt = 0; attempt < 50 && !self->fanout; attempt++) {
         if (attempt)
             zclock_sleep (20);
@@ -344,7 +351,6 @@ s_fanout_rebind (pb_journal_t *self)
         zsys_error ("journal: cannot bind the fanout again endpoint=%s", self->cfg->fanout);
         return;                         //  The caller stops the journal
     }
-    zsock_set_xpub_manual (self->fanout, 1);
     self->fanout_handle = zsock_resolve (self->fanout);
     zloop_reader (self->loop, self->fanout, s_on_subscription, self);
 }
@@ -371,7 +377,6 @@ pb_journal_security_attach (pb_journal_t *self)
         return;
     if (self->zap)
         zloop_reader (self->loop, self->zap, s_on_zap, self);
-    zsock_set_xpub_manual (self->fanout, 1);
     zloop_reader (self->loop, self->fanout, s_on_subscription, self);
     zmq_pollitem_t item = { NULL, self->sighup_fd, ZMQ_POLLIN, 0 };
     zloop_poller (self->loop, &item, s_on_sighup, self);

@@ -413,8 +413,35 @@ def run(args, res, keys, rights, j, options, metrics_port):
         assert frames[0] == b"ERROR", frames
         assert pbtest.unpack(frames[1])["code"] == "unauthorized", frames
 
+    def subscribers_leave():
+        #  libzmq tells an XPUB_MANUAL owner of a closed pipe's
+        #  subscriptions too: they must not be taken off a live one
+        op = keys.curve("op")
+        stay, stay_monitor = monitored(zmq.SUB, j.fanout, op,
+                                       subscribe=[b"registry.", b"sys.heartbeat"])
+        try:
+            assert handshake_event(stay_monitor)[0] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+            heartbeat_after(stay, 0)
+            for i in range(20):
+                leave, monitor = monitored(zmq.SUB, j.fanout, op,
+                                           subscribe=[b"registry.", b"sys.heartbeat"])
+                assert handshake_event(monitor)[0] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+                heartbeat_after(leave, 0)
+                leave.setsockopt(zmq.UNSUBSCRIBE, b"registry.")
+                close_monitored(leave, monitor)
+            with pbtest.Producer(j) as p:
+                kind, body = p.publish(ally("after-leave", "op", "DNK"))
+            assert kind == "ACK", body
+            acked[body["id"]] = body["seq"]
+            seen = heartbeat_after(stay, body["seq"])
+            assert seen == [b"registry.ally"], seen
+        finally:
+            close_monitored(stay, stay_monitor)
+
     res.run("subscribe: a subscription outside the rights is not applied; "
             "heartbeats are", subscribe_rights)
+    res.run("subscribe: 20 subscribers leaving keep another's subscription",
+            subscribers_leave)
     res.run("replay: filtered to the key's replay rights; TICK needs sys.tick",
             replay_rights)
 
