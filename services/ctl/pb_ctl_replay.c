@@ -239,7 +239,7 @@ pb_ctl_replay (int argc, char *argv [])
         from = first;
     bool empty = rc == 0 && (to == 0 && until != INT64_MAX? true: to != 0 && to < from);
     if (endpoint) {
-        self.target = pb_ctl_journal_connect (ZMQ_DEALER, endpoint);
+        self.target = pb_ctl_journal_connect (&opts, ZMQ_DEALER, endpoint);
         self.timeout_ms = opts.timeout_ms;
         if (!self.target) {
             zsock_destroy (&replay);
