@@ -31,6 +31,7 @@ typedef struct {
     zpoller_t *poller;                  //  pipe, ingest, replay, [sub] (owned)
     bool sub_polled;                    //  sub is in the poller (live)
     bool replaying;                     //  a REPLAY is in progress
+    bool prescan;                       //  it is the start's quarantine scan
     int64_t replay_heard;               //  when replay last spoke (mono ms)
     pb_limits_t limits;                 //  envelope decoding limits
     pb_worker_event_t *batch;           //  events of one wakeup (owned)
@@ -121,13 +122,19 @@ s_peek_seq (const void *bytes, size_t size)
     return seq;
 }
 
-//  True if the rules have no rule for this type: the event is not decoded
+//  True if the rules have no rule for this type: the event is not decoded.
+//  The runtime's own types are: sys.tick, ops.redrive, and this worker's
+//  notify.<name>.quarantined (a refused notification's record, in the log)
 static bool
 s_skips (const pb_rules_t *rules, const char *type, size_t type_len)
 {
+    size_t name_len = strlen (rules->name);
     if (!rules->types
     ||  (type_len == 8 && memcmp (type, "sys.tick", 8) == 0)
-    ||  (type_len == 11 && memcmp (type, "ops.redrive", 11) == 0))
+    ||  (type_len == 11 && memcmp (type, "ops.redrive", 11) == 0)
+    ||  (type_len == name_len + 19 && memcmp (type, "notify.", 7) == 0
+    &&   memcmp (type + 7, rules->name, name_len) == 0
+    &&   memcmp (type + 7 + name_len, ".quarantined", 12) == 0))
         return false;
     for (const char *const *t = rules->types; *t; t++)
         if (strlen (*t) == type_len && memcmp (*t, type, type_len) == 0)
@@ -203,13 +210,25 @@ s_sub_poll (s_worker_t *self, bool on)
     self->sub_polled = on;
 }
 
+//  The catch-up, or at start the scan before it: the log is the record
+//  of what this worker quarantined (EVENTS.md, "Every worker"), so its own
+//  notify.<name>.quarantined after applied_seq (a store that lost its
+//  progress: empty, restored, rolled back) say which events to quarantine
+//  again rather than apply when they come (pb_worker_store_skip). A
+//  notice always follows its cause, so the scan starts at applied_seq + 1
+//  too; the journal filters it, so on a store that is up to date it costs
+//  one round trip.
 static void
 s_replay_start (s_worker_t *self)
 {
     uint8_t buf [PB_WIRE_REQUEST_MAX];
     size_t len = 0;
     uint64_t from = pb_worker_store_applied_seq (self->store) + 1;
-    int rc = pb_wire_replay_encode (from, 0, NULL, 0, (uint32_t) self->cfg->credit,
+    char prefix [160];
+    snprintf (prefix, sizeof prefix, "notify.%s.quarantined", self->name);
+    const char *prefixes [1] = { prefix };
+    int rc = pb_wire_replay_encode (from, 0, self->prescan? prefixes: NULL,
+                                    self->prescan? 1: 0, (uint32_t) self->cfg->credit,
                                     buf, sizeof buf, &len);
     assert (rc == 0);
     //  Non-blocking: with the journal away the request waits in the pipe
@@ -255,6 +274,28 @@ s_on_replay (s_worker_t *self)
     self->replay_heard = zclock_mono ();
     pb_wire_cmd_t command = pb_wire_command (zmq_msg_data (&frame), zmq_msg_size (&frame));
     int rc = 0;
+    if (command == PB_WIRE_EVENTS && self->prescan) {
+        while (s_recv_more (handle, &frame)) {
+            pb_envelope_t *env = NULL;
+            if (pb_envelope_decode (NULL, 0, zmq_msg_data (&frame), zmq_msg_size (&frame),
+                                    PB_ENVELOPE_STORED, &self->limits, &env,
+                                    NULL, 0) == PB_NAK_NONE)
+                pb_worker_store_note_quarantine (self->store, env);
+            pb_envelope_destroy (&env);
+        }
+        s_replay_credit (self);
+    }
+    else
+    if (command == PB_WIRE_END && self->prescan) {
+        self->prescan = false;
+        if (pb_worker_store_skips (self->store))
+            zsys_notice ("pb_worker: the log shows %zu events quarantined after "
+                         "applied_seq=%" PRIu64 ": quarantined again when they come",
+                         pb_worker_store_skips (self->store),
+                         pb_worker_store_applied_seq (self->store));
+        s_replay_start (self);
+    }
+    else
     if (command == PB_WIRE_EVENTS) {
         bool gap = false;
         while (!gap && rc >= 0 && s_recv_more (handle, &frame)) {
@@ -650,8 +691,9 @@ pb_worker_actor (zsock_t *pipe, void *args)
         return;
     zsys_notice ("pb_worker: %s started applied_seq=%" PRIu64 " data_dir=%s",
                  self->name, pb_worker_store_applied_seq (self->store), cfg->data_dir);
-    //  Resend the outbox, then catch up
+    //  Resend the outbox, then catch up (after the quarantine scan)
     rc = s_outbox_pump (self);
+    self->prescan = true;
     if (rc == 0)
         s_replay_start (self);
     while (rc == 0) {
@@ -892,20 +934,34 @@ s_test_serve_replay (zsock_t *replay, uint64_t from, uint64_t to,
 {
     zmsg_t *msg = NULL;
     pb_wire_replay_t req;
-    //  CREDIT messages of earlier replays may come first
+    //  CREDIT messages of earlier replays may come first, and at start the
+    //  scan for quarantine notices (prefixed): none here, END at once
     while (true) {
         msg = zmsg_recv (replay);
         assert (msg && zmsg_size (msg) == 3);
         zmsg_first (msg);
         zframe_t *cmd = zmsg_next (msg);
-        if (zframe_streq (cmd, "REPLAY"))
-            break;
-        assert (zframe_streq (cmd, "CREDIT"));
+        zframe_t *body = zmsg_next (msg);
+        if (zframe_streq (cmd, "REPLAY")) {
+            assert (pb_wire_replay_decode (zframe_data (body), zframe_size (body),
+                                           &req, NULL, 0) == 0);
+            if (req.prefix_count == 0)
+                break;
+            assert (req.from == from);
+            zmsg_t *end = zmsg_new ();
+            zmsg_append (end, (zframe_t *[]) { zframe_dup (zmsg_first (msg)) });
+            zmsg_addstr (end, "END");
+            pb_wire_end_t e = { from - 1, from - 1, 0 };
+            uint8_t buf [PB_WIRE_REPLY_MAX];
+            size_t len;
+            assert (pb_wire_end_encode (&e, buf, sizeof buf, &len) == 0);
+            zmsg_addmem (end, buf, len);
+            zmsg_send (&end, replay);
+        }
+        else
+            assert (zframe_streq (cmd, "CREDIT"));
         zmsg_destroy (&msg);
     }
-    zframe_t *body = zmsg_last (msg);
-    assert (pb_wire_replay_decode (zframe_data (body), zframe_size (body),
-                                   &req, NULL, 0) == 0);
     assert (req.from == from);
     zframe_t *peer = zmsg_pop (msg);
     zmsg_destroy (&msg);

@@ -20,8 +20,6 @@
 
 #include <unistd.h>
 
-#define S_NAK_INDEX 1000000             //  pb_worker_store.c: refusal notices
-
 typedef struct {
     const pb_worker_cfg_t *cfg;         //  configuration (borrowed)
     pb_worker_store_t *store;           //  the store being rebuilt (owned)
@@ -124,27 +122,7 @@ s_on_notice (s_rebuild_t *self, const void *bytes, size_t size)
     if (pb_envelope_decode (NULL, 0, bytes, size, PB_ENVELOPE_STORED,
                             &self->limits, &env, NULL, 0) != PB_NAK_NONE)
         return 0;                       //  Not readable: not ours to judge
-    const char *name = self->cfg->rules->name;
-    size_t name_len = strlen (name);
-    char id [160], reason [256];
-    uint8_t key [PB_WORKER_KEY_SIZE];
-    if (env->src_len == name_len && memcmp (env->src, name, name_len) == 0
-    &&  env->id_len < sizeof id) {
-        memcpy (id, env->id, env->id_len);
-        id [env->id_len] = 0;
-        uint32_t index = 0;
-        if (pb_worker_store_key_of (self->store, id, key))
-            index = (uint32_t) key [8] << 24 | (uint32_t) key [9] << 16
-                  | (uint32_t) key [10] << 8 | key [11];
-        //  The reason as the live worker kept it: at most 255 bytes
-        const msgpack_object *text = pb_msgpack_get (env->data, "reason");
-        if (index < S_NAK_INDEX && env->has_cause && text
-        &&  text->type == MSGPACK_OBJECT_STR && text->via.str.size < sizeof reason) {
-            memcpy (reason, text->via.str.ptr, text->via.str.size);
-            reason [text->via.str.size] = 0;
-            pb_worker_store_skip (self->store, env->cause, reason);
-        }
-    }
+    pb_worker_store_note_quarantine (self->store, env);
     pb_envelope_destroy (&env);
     return 0;
 }

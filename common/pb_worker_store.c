@@ -1077,6 +1077,32 @@ pb_worker_store_skip (pb_worker_store_t *self, uint64_t cause, const char *reaso
     zhashx_update (self->skips, seq, (void *) reason);
 }
 
+bool
+pb_worker_store_note_quarantine (pb_worker_store_t *self, const pb_envelope_t *env)
+{
+    assert (self && env);
+    const char *name = self->rules->name;
+    size_t name_len = strlen (name);
+    char qtype [160], id [160], reason [S_REASON_MAX + 1];
+    snprintf (qtype, sizeof qtype, "notify.%s.quarantined", name);
+    if (!pb_apply_type_is (env, qtype) || !env->has_cause || env->src_len != name_len
+    ||  memcmp (env->src, name, name_len) || env->id_len >= sizeof id)
+        return false;
+    memcpy (id, env->id, env->id_len);
+    id [env->id_len] = 0;
+    uint8_t key [PB_WORKER_KEY_SIZE];
+    if (!pb_worker_store_key_of (self, id, key))
+        return false;
+    uint32_t index = (uint32_t) key [8] << 24 | (uint32_t) key [9] << 16
+                   | (uint32_t) key [10] << 8 | key [11];
+    //  The reason as the live worker kept it: at most S_REASON_MAX bytes
+    if (index >= S_NAK_INDEX
+    ||  !pb_apply_str (pb_msgpack_get (env->data, "reason"), reason, sizeof reason))
+        return false;
+    pb_worker_store_skip (self, env->cause, reason);
+    return true;
+}
+
 size_t
 pb_worker_store_skips (pb_worker_store_t *self)
 {

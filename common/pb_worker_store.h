@@ -108,6 +108,14 @@ void
     pb_worker_store_skip (pb_worker_store_t *self, uint64_t cause,
                           const char *reason);
 
+//  If 'env' is this worker's own notice of a quarantined event or of a
+//  redrive that failed again (notify.<name>.quarantined from src <name>,
+//  not the notice of a refused notification), pb_worker_store_skip its
+//  cause with its reason, and return true; else false.
+bool
+    pb_worker_store_note_quarantine (pb_worker_store_t *self,
+                                     const pb_envelope_t *env);
+
 //  How many causes pb_worker_store_skip holds
 size_t
     pb_worker_store_skips (pb_worker_store_t *self);
