@@ -27,7 +27,9 @@
 */
 #include "pb_ctl.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -61,6 +63,7 @@ typedef struct {
     bool registry_pending;              //  to load once the journal answers
     uint64_t metrics_port;              //  journal's; workers' follow; 0: off
     s_child_t children [S_CHILDREN];    //  journal first
+    int lock_fd;                        //  DIR/.pbctl-up.lock, held (owned), or -1
 } s_up_t;
 
 static const char *s_names [S_CHILDREN] = { "journal", "nac", "cpe", "activity" };
@@ -77,7 +80,8 @@ static const char *s_help =
     "carries only up's lifecycle events as JSON lines ({event: ready|registry|\n"
     "exited|restarted|stopped, ...}) and the services log to stderr.\n"
     "Options:\n"
-    "  --data-dir DIR   data directory (default ./var), created mode 0700\n"
+    "  --data-dir DIR   data directory (default ./var), created mode 0700; one\n"
+    "                   pbctl up per DIR (DIR/.pbctl-up.lock)\n"
     "  --bin-dir DIR    where pb-journal, pb-nac, ... are (default: beside\n"
     "                   pbctl, in a build tree's services/*/, then PATH)\n"
     "  --registry FILE  reference data to load on first start (default\n"
@@ -481,6 +485,24 @@ s_prepare (s_up_t *self)
     if (real && strlen (real) < sizeof self->data_dir)
         strcpy (self->data_dir, real);
     free (real);
+    //  One up per data directory: a second one would run a second writer
+    //  on every store. The lock dies with the process (flock), and the
+    //  children do not inherit it (O_CLOEXEC).
+    char path [PATH_MAX + 32];
+    snprintf (path, sizeof path, "%s/.pbctl-up.lock", self->data_dir);
+    self->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (self->lock_fd < 0 || flock (self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder [32] = "";
+        if (self->lock_fd >= 0 && read (self->lock_fd, holder, sizeof holder - 1) > 0)
+            holder [strcspn (holder, "\n")] = 0;
+        fprintf (stderr, "pbctl up: %s is in use by another pbctl up%s%s%s\n", self->data_dir,
+                 *holder? " (pid ": "", holder, *holder? ")": "");
+        return PB_CTL_EXIT_USAGE;
+    }
+    char pid [32];
+    int len = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+    if (ftruncate (self->lock_fd, 0) != 0 || write (self->lock_fd, pid, (size_t) len) != len)
+        zsys_warning ("up: cannot write %s: %s", path, strerror (errno));
     if (!self->registry_given)
         s_default_registry (self->registry, sizeof self->registry);
     if (*self->registry && access (self->registry, R_OK) != 0) {
@@ -503,6 +525,7 @@ pb_ctl_up (int argc, char *argv [])
 {
     s_up_t self;
     memset (&self, 0, sizeof self);
+    self.lock_fd = -1;
     pb_ctl_journal_opts_init (&self.opts);
     snprintf (self.data_dir, sizeof self.data_dir, "./var");
     self.metrics_port = 7710;
@@ -549,5 +572,7 @@ pb_ctl_up (int argc, char *argv [])
     for (size_t i = 0; i < S_CHILDREN; i++)
         for (size_t a = 0; a < S_ARGS_MAX; a++)
             zstr_free (&self.children [i].argv [a]);
+    if (self.lock_fd >= 0)
+        close (self.lock_fd);           //  Releases the lock
     return rc;
 }

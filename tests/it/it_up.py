@@ -13,6 +13,7 @@ client, pbtest.Replayer):
               is in the log once (every line of deploy/registry.jsonl);
               every worker catches up (pbctl status); each serves /health
               on its --metrics-port, ready once caught up
+  second      a second up on the same data dir exits 2, naming the first's pid
   restart     kill -9 of a worker: up logs the exit and starts it again
               (a new pid that runs and catches up); the same for the journal
   stop        SIGTERM to up: every child stops, up exits 0
@@ -296,6 +297,15 @@ def check_start(up, pbctl, state):
     assert oct(os.stat(up.data_dir).st_mode & 0o777) == "0o700"
 
 
+def check_second(up, pbctl):
+    """A second up on the same data dir is refused, and changes nothing"""
+    proc = subprocess.run(up.argv(), capture_output=True, timeout=30)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "in use by another pbctl up (pid %d)" % up.proc.pid in err, \
+        (proc.returncode, err)
+    assert up.proc.poll() is None
+
+
 def check_restart(up, pbctl, state, name):
     old = state["pids"][name]
     os.kill(old, signal.SIGKILL)
@@ -357,6 +367,8 @@ def main():
         try:
             if results.run("start: four services, registry once, workers caught up",
                            check_start, up, pbctl, state):
+                results.run("second: another up on the same data dir is refused",
+                            check_second, up, pbctl)
                 results.run("restart: kill -9 of pb-nac is logged and restarted",
                             check_restart, up, pbctl, state, "nac")
                 results.run("restart: kill -9 of pb-journal is logged and restarted",
