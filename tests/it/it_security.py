@@ -556,6 +556,9 @@ def run(args, res, keys, rights, j, options, metrics_port):
             for w in ws:
                 text = open(w.log_path, "rb").read().decode("utf-8", "replace")
                 assert keys.keys[w.name][1].decode() not in text, "secret in %s log" % w.name
+                for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                               "runtime error:"):
+                    assert marker not in text, "%s in pb-%s's log" % (marker, w.name)
         finally:
             for w in ws:
                 w.close()
