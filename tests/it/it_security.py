@@ -33,6 +33,7 @@
 Run: /usr/bin/python3 tests/it/it_security.py --bin-dir BUILD
 """
 
+import json
 import os
 import re
 import shutil
@@ -565,6 +566,43 @@ def run(args, res, keys, rights, j, options, metrics_port):
 
     res.run("workers: the three workers with their certificates run the system "
             "end to end", workers)
+
+    def pbctl_client():
+        def run_pbctl(*argv, env=None):
+            full = dict(os.environ)
+            full.pop("PBCTL_CERT", None)
+            full.pop("PBCTL_SERVER_KEY", None)
+            full.update(env or {})
+            return subprocess.run([keys.pbctl] + list(argv), capture_output=True,
+                                  timeout=60, env=full)
+        secure = ["--cert", keys.keys["op"][2], "--server-key", keys.keys["journal"][2]]
+        proc = run_pbctl("status", "--replay", j.replay, "--json", *secure)
+        assert proc.returncode == 0, proc.stderr.decode()
+        proc = run_pbctl("status", "--replay", j.replay, "--timeout", "1")
+        assert proc.returncode == 3, "plain pbctl against a secure journal: %d" % proc.returncode
+        proc = run_pbctl("replay", "--replay", j.replay, "--from", "1", env={"PBCTL_CERT": keys.keys["op"][2],
+                                   "PBCTL_SERVER_KEY": keys.keys["journal"][0].decode()})
+        assert proc.returncode == 0 and proc.stdout.count(b"\n") > 0, proc.stderr.decode()
+        proc = run_pbctl("status", "--replay", j.replay, "--timeout", "1", "--cert",
+                         keys.keys["stranger"][2], "--server-key", keys.keys["journal"][2])
+        assert proc.returncode == 3, proc.returncode
+        proc = run_pbctl("status", "--cert", keys.keys["op"][2])
+        assert proc.returncode != 0 and b"server-key" in proc.stderr, proc.stderr
+        #  keygen: never overwrites, refuses a bad name, says it in JSON
+        proc = run_pbctl("keygen", "op", "--dir", keys.dir)
+        assert proc.returncode == 1 and b"never overwritten" in proc.stderr, proc.stderr
+        proc = run_pbctl("keygen", "../evil", "--dir", keys.dir)
+        assert proc.returncode == 2, proc.returncode
+        proc = run_pbctl("keygen", "json-key", "--dir", keys.dir, "--json")
+        assert proc.returncode == 0, proc.stderr
+        made = json.loads(proc.stdout)
+        public, _ = zmq.auth.load_certificate(made["cert"])
+        assert made["public_key"] == public.decode() and made["name"] == "json-key"
+        _, secret = zmq.auth.load_certificate(made["secret"])
+        assert secret.decode() not in proc.stdout.decode(), "keygen printed the secret"
+
+    res.run("pbctl: --cert/--server-key (or PBCTL_CERT) against the secure journal; "
+            "keygen", pbctl_client)
 
     def files():
         mode = stat.S_IMODE(os.stat(os.path.join(j.data_dir, "log")).st_mode)
