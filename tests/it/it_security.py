@@ -29,6 +29,9 @@
   log         nothing of theirs is in the log; no secret key in any log
   workers     pb-nac, pb-cpe and pb-activity with their certificates run
               the reference data and the demo end to end
+  pbctl       --cert/--server-key (or PBCTL_CERT, PBCTL_SERVER_KEY) against
+              the secure journal; a stranger's or a plain pbctl gets no
+              answer; keygen never overwrites, never prints the secret
 
 Run: /usr/bin/python3 tests/it/it_security.py --bin-dir BUILD
 """
