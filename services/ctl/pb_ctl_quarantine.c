@@ -30,7 +30,9 @@ static const char *s_help =
     "--wait: until W has applied the redrive; exit 1 if SEQ failed again.\n"
     "Options:\n"
     "  --worker W       nac, cpe or activity (list: default all three)\n"
-    "  --dir DIR        W's store (default ./var/W)\n"
+    "  --dir DIR        W's store (default DATA-DIR/W)\n"
+    "  --data-dir DIR   the stores are DIR/nac, DIR/cpe, DIR/activity\n"
+    "                   (default ./var, as pbctl up lays them out)\n"
     "  --wait SECS      redrive: wait for the outcome, at most SECS\n"
     PB_CTL_JOURNAL_OPTS_HELP;
 
@@ -118,7 +120,8 @@ pb_ctl_quarantine (int argc, char *argv [])
 {
     pb_ctl_journal_opts_t opts;
     pb_ctl_journal_opts_init (&opts);
-    const char *action = NULL, *worker = NULL, *dir_given = NULL;
+    const char *action = NULL, *worker = NULL, *dir_given = NULL, *data_dir = "./var";
+    bool data_dir_given = false;
     uint64_t seq = 0, wait = 0;
     int i = 1;
     while (i < argc) {
@@ -134,6 +137,11 @@ pb_ctl_quarantine (int argc, char *argv [])
         else
         if (streq (arg, "--dir") && value)
             dir_given = argv [++i];
+        else
+        if (streq (arg, "--data-dir") && value) {
+            data_dir = argv [++i];
+            data_dir_given = true;
+        }
         else
         if (streq (arg, "--wait") && value && pb_ctl_journal_parse_u64 (value, &wait)
         &&  wait >= 1 && wait <= 86400)
@@ -157,6 +165,7 @@ pb_ctl_quarantine (int argc, char *argv [])
     }
     if (!action || (!streq (action, "list") && (!seq || !worker))
     ||  (worker && !pb_ctl_ops_is_worker (worker)) || (dir_given && !worker)
+    ||  (dir_given && data_dir_given)
     ||  (wait && !streq (action, "redrive"))) {
         fprintf (stderr, "pbctl quarantine: want list, or show|redrive SEQ --worker "
                  "nac|cpe|activity (see --help)\n");
@@ -166,7 +175,7 @@ pb_ctl_quarantine (int argc, char *argv [])
     if (worker)
         snprintf (dir, sizeof dir, "%s", dir_given? dir_given: "");
     if (worker && !dir_given)
-        snprintf (dir, sizeof dir, "./var/%s", worker);
+        snprintf (dir, sizeof dir, "%.*s/%s", PATH_MAX - 16, data_dir, worker);
 
     if (streq (action, "list")) {
         const char *all [] = { "nac", "cpe", "activity" };
@@ -179,7 +188,7 @@ pb_ctl_quarantine (int argc, char *argv [])
             if (worker)
                 snprintf (path, sizeof path, "%s", dir);
             else
-                snprintf (path, sizeof path, "./var/%s", all [w]);
+                snprintf (path, sizeof path, "%.*s/%s", PATH_MAX - 16, data_dir, all [w]);
             s_list_t list = { .worker = all [w], .json = opts.json };
             if (pb_ctl_store_read (path, s_on_entry, &list) == 0)
                 stores++;

@@ -53,6 +53,8 @@ static const char *s_help =
     "  --keep           keep the rebuilt store (its directory is printed)\n"
     "  --bin PATH       the worker binary (default: pb-WORKER next to pbctl,\n"
     "                   in the build tree, or on PATH)\n"
+    "  --config FILE    the worker's configuration, for its journal endpoint\n"
+    "                   and keys (--replay overrides the endpoint)\n"
     PB_CTL_JOURNAL_OPTS_HELP;
 
 typedef struct {
@@ -194,15 +196,27 @@ s_on_cause (const void *bytes, size_t size, void *arg)
 //  Run pb-<name> --rebuild; its stderr goes to ours on a terminal (its
 //  progress), else to a file shown only if it fails
 static int
-s_run_worker (s_rebuild_t *self, const char *bin, const pb_ctl_journal_opts_t *opts)
+s_run_worker (s_rebuild_t *self, const char *bin, const char *config,
+              const pb_ctl_journal_opts_t *opts)
 {
     char to [32], timeout [32], errfile [S_DIR_MAX + 16];
     snprintf (to, sizeof to, "%" PRIu64, self->through);
     snprintf (timeout, sizeof timeout, "%d", opts->timeout_ms);
     snprintf (errfile, sizeof errfile, "%s/rebuild.log", self->temp);
-    char *argv [] = { (char *) bin, "--rebuild", self->temp, "--rebuild-to", to,
-                      "--replay", (char *) opts->replay, "--replay-timeout-ms",
-                      timeout, NULL };
+    //  The configuration's endpoint, unless --replay was given
+    bool replay = !config || !streq (opts->replay, "tcp://127.0.0.1:7703");
+    char *argv [12] = { (char *) bin, "--rebuild", self->temp, "--rebuild-to", to,
+                        "--replay-timeout-ms", timeout };
+    int argc = 7;
+    if (config) {
+        argv [argc++] = "--config";
+        argv [argc++] = (char *) config;
+    }
+    if (replay) {
+        argv [argc++] = "--replay";
+        argv [argc++] = (char *) opts->replay;
+    }
+    argv [argc] = NULL;
     bool tty = isatty (2);
     fflush (stdout);
     fflush (stderr);
@@ -363,7 +377,7 @@ pb_ctl_rebuild (int argc, char *argv [])
     pb_ctl_journal_opts_init (&opts);
     s_rebuild_t self_ = { 0 };
     s_rebuild_t *self = &self_;
-    const char *dir = NULL, *bin_given = NULL;
+    const char *dir = NULL, *bin_given = NULL, *config = NULL;
     bool swap = false, force = false, keep = false;
     int i = 1;
     while (i < argc) {
@@ -378,6 +392,9 @@ pb_ctl_rebuild (int argc, char *argv [])
         else
         if (streq (arg, "--bin") && i + 1 < argc)
             bin_given = argv [++i];
+        else
+        if (streq (arg, "--config") && i + 1 < argc)
+            config = argv [++i];
         else
         if (streq (arg, "--swap"))
             swap = true;
@@ -448,7 +465,7 @@ pb_ctl_rebuild (int argc, char *argv [])
     bool swapped = false;
     uint64_t logged = 0;
     char error [300] = "";
-    if (s_run_worker (self, bin, &opts))
+    if (s_run_worker (self, bin, config, &opts))
         rc = PB_CTL_EXIT_UNREACHABLE;
     if (rc == 0) {
         self->new_lines = s_dump (self->temp, pb_worker_dump);

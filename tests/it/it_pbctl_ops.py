@@ -152,6 +152,23 @@ def check_rebuild_same(ctl, journal, nac):
     # text output for people
     rc, text, err = ctl.run("rebuild", "nac", "--dir", nac.store_dir)
     assert rc == 0 and b"same as a rebuild" in text, (rc, text, err[-500:])
+    # the worker's endpoint from its configuration file (--config)
+    cfg = nac.store_dir + ".cfg"
+    with open(cfg, "w") as f:
+        f.write('nac\n    replay = "%s"\n' % journal.replay)
+    proc = subprocess.run([ctl.binary, "rebuild", "nac", "--dir", nac.store_dir,
+                           "--config", cfg, "--ingest", journal.ingest, "--json"],
+                          capture_output=True, timeout=60)
+    check_sanitizer(proc.stderr)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-500:])
+    assert json.loads(proc.stdout)["result"] == "same"
+    with open(cfg, "w") as f:
+        f.write('nac\n    replay = "tcp://127.0.0.1:%d"\n' % pbtest.free_port())
+    proc = subprocess.run([ctl.binary, "rebuild", "nac", "--dir", nac.store_dir,
+                           "--config", cfg, "--timeout", "1"], capture_output=True,
+                          timeout=60)
+    assert proc.returncode == 3 and b"failed" in proc.stderr, proc.stderr[-500:]
+    os.unlink(cfg)
     # nothing but ops.rebuild was appended: no rebuilt notification
     types = [e[1] for e in log(journal, before + 1)]
     assert all(t in ("ops.rebuild",) or not t.startswith("notify.") for t in types), types
@@ -331,6 +348,17 @@ def check_quarantine(ctl, journal, nac):
     assert rec["type"] == "nac.meeting" and "64 objectors" in rec["reason"], rec
     rc, text, err = ctl.run("quarantine", "list", *store)
     assert rc == 0 and b"seq %d" % m in text and b"quarantined in 1 stores" in text, text
+    # pbctl up's layout: DATA-DIR/nac (cpe and activity absent here)
+    layout = tempfile.mkdtemp(prefix="pb-layout-")
+    try:
+        os.symlink(nac.store_dir, os.path.join(layout, "nac"))
+        rc, out, err = ctl.json("quarantine", "list", "--data-dir", layout)
+        assert rc == 0 and [r["seq"] for r in out if "seq" in r] == [m], (rc, out, err)
+        rc, out, err = ctl.json("quarantine", "show", str(m), "--worker", "nac",
+                                "--data-dir", layout)
+        assert rc == 0 and out[0]["seq"] == m, (rc, out, err)
+    finally:
+        shutil.rmtree(layout, ignore_errors=True)
     rc, out, err = ctl.json("quarantine", "show", str(m), *store)
     assert rc == 0 and out[0]["event"]["data"]["proposal"] == "big-1", (rc, out, err)
     assert out[0]["event"]["seq"] == m
