@@ -20,7 +20,7 @@ BUILD="${1:-build/fuzz}"
 SECONDS_EACH="${2:-60}"
 shift 2 2>/dev/null || shift $#
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(envelope wire log_record config ctl_json ingest)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(envelope wire log_record config ctl_json ingest rights)
 JOBS="${PB_JOBS:-2}"
 
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
