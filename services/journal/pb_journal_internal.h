@@ -128,6 +128,8 @@ typedef struct {
     char refused_key [41];              //  the last key refused (public, Z85)
     uint64_t refused_subscriptions;     //  since the last stats line
     char refused_subscriber [65];       //  name of the last key refused one
+    uint64_t refused_messages;          //  ingest NAKs for rights, since the stats line
+    char refused_sender [65];           //  name of the last key refused one
     uint64_t refused_handshakes_total;  //  since start, for /metrics
     uint64_t refused_subscriptions_total;
 } pb_journal_t;

@@ -410,14 +410,9 @@ pb_journal_security_reload (pb_journal_t *self)
 
 //  --------------------------------------------------------------------------
 
-pb_nak_t
-pb_journal_security_admit (pb_journal_t *self, zmq_msg_t *frame,
-                           const pb_envelope_t *env, char *error)
+static pb_nak_t
+s_admit_key (const pb_rights_key_t *key, const pb_envelope_t *env, char *error)
 {
-    if (!self->rights)
-        return PB_NAK_NONE;
-    const pb_rights_key_t *key = pb_rights_lookup (self->rights,
-                                                   zmq_msg_gets (frame, "User-Id"));
     if (!key) {
         snprintf (error, PB_JOURNAL_ERROR_MAX,
                   "key: not in the rights file any more (revoked)");
@@ -439,6 +434,24 @@ pb_journal_security_admit (pb_journal_t *self, zmq_msg_t *frame,
     return PB_NAK_NONE;
 }
 
+pb_nak_t
+pb_journal_security_admit (pb_journal_t *self, zmq_msg_t *frame,
+                           const pb_envelope_t *env, char *error)
+{
+    if (!self->rights)
+        return PB_NAK_NONE;
+    const pb_rights_key_t *key = pb_rights_lookup (self->rights,
+                                                   zmq_msg_gets (frame, "User-Id"));
+    pb_nak_t nak = s_admit_key (key, env, error);
+    if (nak != PB_NAK_NONE) {
+        //  Counted for the aggregated warning, never logged one by one
+        self->refused_messages++;
+        snprintf (self->refused_sender, sizeof self->refused_sender, "%s",
+                  key? pb_rights_key_name (key): "(removed key)");
+    }
+    return nak;
+}
+
 const pb_rights_key_t *
 pb_journal_security_sender (pb_journal_t *self, zframe_t *frame)
 {
@@ -454,6 +467,9 @@ pb_journal_security_stats (pb_journal_t *self)
         zsys_warning ("journal: handshakes refused in the last second count=%" PRIu64
                       " last_key=%s", self->refused_handshakes,
                       *self->refused_key? self->refused_key: "(not CURVE)");
+    if (self->refused_messages)
+        zsys_warning ("journal: messages refused by rights in the last second count=%"
+                      PRIu64 " last_key=%s", self->refused_messages, self->refused_sender);
     if (self->refused_subscriptions)
         zsys_warning ("journal: subscriptions refused in the last second count=%" PRIu64
                       " last_key=%s", self->refused_subscriptions, self->refused_subscriber);
@@ -461,4 +477,5 @@ pb_journal_security_stats (pb_journal_t *self)
     self->refused_subscriptions_total += self->refused_subscriptions;
     self->refused_handshakes = 0;
     self->refused_subscriptions = 0;
+    self->refused_messages = 0;
 }

@@ -369,6 +369,11 @@ def run(args, res, keys, rights, j, options, metrics_port):
             assert body_["error"].startswith("type: registry.ally"), body_
         assert kind == "ACK", body              # its own prefix is fine
         acked[body["id"]] = body["seq"]
+        #  Logged once a second with a count, not once per message
+        wait_log(j, r"messages refused by rights in the last second count=\d+ "
+                    r"last_key=narrow", 1)
+        text = log_text(j)
+        assert text.count("prefix-") == 0, "an id of a refused message in the log"
 
     def nak_order():
         #  A malformed envelope from a key that may not publish it still
@@ -551,6 +556,19 @@ def run(args, res, keys, rights, j, options, metrics_port):
                      os.path.join(src_dir, "deploy", name)],
                     capture_output=True, timeout=120)
                 assert proc.returncode == 0, proc.stdout.decode()[-500:] + proc.stderr.decode()
+            system.wait_quiescent(j, ws, timeout=120)
+            #  A reload that takes a subscriber's rights away rebinds the
+            #  fanout under the running workers: they reconnect, fill the
+            #  gap from replay, and catch up with what comes next
+            fewer = {k: v for k, v in rights.items() if k not in ("revoked", "narrow")}
+            keys.write_rights(fewer)
+            reloads = log_text(j).count("fanout=rebound")
+            os.kill(j.pid(), signal.SIGHUP)
+            wait_log(j, "fanout=rebound", reloads + 1)
+            with pbtest.Producer(j) as p:
+                replies = p.publish_all([ally("rebind-%d" % i, "op", "ISL")
+                                         for i in range(50)])
+            assert all(kind == "ACK" for kind, _ in replies)
             system.wait_quiescent(j, ws, timeout=120)
             notes = system.notifications(j)
             srcs = {env["src"] for env in notes}
