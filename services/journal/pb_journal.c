@@ -1073,6 +1073,127 @@ s_test_control (zsock_t *control, const char *command, const uint8_t *map, size_
     return reply;
 }
 
+//  The stored form of s_test_event (id, src, reason) at 'seq' and 'ts'
+static zframe_t *
+s_test_stored (const char *id, const char *reason, uint64_t seq, int64_t ts)
+{
+    zmsg_t *msg = s_test_event (id, "test", reason);
+    zframe_t *body = zmsg_last (msg);
+    pb_limits_t limits = PB_LIMITS_DEFAULTS;
+    pb_envelope_t *env = NULL;
+    pb_nak_t nak = pb_envelope_decode ("nac.position", 12, zframe_data (body),
+                                       zframe_size (body), PB_ENVELOPE_INGEST,
+                                       &limits, &env, NULL, 0);
+    assert (nak == PB_NAK_NONE);
+    uint8_t *stored = NULL;
+    size_t size = 0;
+    int rc = pb_envelope_encode_stored (env, seq, ts, &stored, &size);
+    assert (rc == 0);
+    zframe_t *frame = zframe_new (stored, size);
+    free (stored);
+    pb_envelope_destroy (&env);
+    zmsg_destroy (&msg);
+    return frame;
+}
+
+//  IMPORT {after} + frames; returns the reply's command (caller frees)
+//  and its map's error text or head in 'text'
+static char *
+s_test_import (zsock_t *control, uint64_t after, zframe_t **frames, size_t count,
+               char *text, size_t size)
+{
+    uint8_t map [PB_WIRE_REQUEST_MAX];
+    size_t len = 0;
+    int rc = pb_wire_import_encode (after, map, sizeof map, &len);
+    assert (rc == 0);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "IMPORT");
+    zmsg_addmem (msg, map, len);
+    for (size_t i = 0; i < count; i++)
+        zmsg_append (msg, &frames [i]);
+    zmsg_send (&msg, control);
+    zmsg_t *reply = zmsg_recv (control);
+    assert (reply && zmsg_size (reply) == 2);
+    char *command = zmsg_popstr (reply);
+    zframe_t *body = zmsg_first (reply);
+    if (streq (command, "IMPORTED")) {
+        uint64_t head = 0;
+        rc = pb_wire_imported_decode (zframe_data (body), zframe_size (body), &head, NULL, 0);
+        assert (rc == 0);
+        snprintf (text, size, "%" PRIu64, head);
+    }
+    else {
+        pb_wire_error_t error;
+        rc = pb_wire_error_decode (zframe_data (body), zframe_size (body), &error, NULL, 0);
+        assert (rc == 0 && streq (command, "ERROR"));
+        snprintf (text, size, "%s", error.error);
+    }
+    zmsg_destroy (&reply);
+    return command;
+}
+
+//  IMPORT: another log's events seq for seq, all or none, only at the head
+static void
+s_test_run_import (const pb_journal_cfg_t *base, bool verbose)
+{
+    pb_journal_cfg_t cfg = *base;
+    char path [] = "/tmp/pb_journal_import.XXXXXX";
+    assert (mkdtemp (path));
+    snprintf (cfg.data_dir, sizeof cfg.data_dir, "%s", path);
+    strcpy (cfg.ingest, "inproc://pb_journal_test_ingest_4");
+    strcpy (cfg.fanout, "inproc://pb_journal_test_fanout_4");
+    strcpy (cfg.replay, "inproc://pb_journal_test_replay_4");
+    zactor_t *journal = zactor_new (pb_journal_actor, &cfg);
+    int rc = -1;
+    zsock_recv (journal, "i", &rc);
+    assert (rc == 0);
+    zsock_t *control = pb_sock_new (ZMQ_DEALER, ">inproc://pb_journal_test_replay_4", NULL);
+    zsock_t *producer = pb_sock_new (ZMQ_DEALER, ">inproc://pb_journal_test_ingest_4", NULL);
+    assert (control && producer);
+    zsock_set_rcvtimeo (control, 5000);
+    zsock_set_rcvtimeo (producer, 5000);
+    char text [PB_WIRE_TEXT_MAX + 1];
+    zframe_t *two [2] = { s_test_stored ("i-1", "one", 1, 5), s_test_stored ("i-2", "two", 2, 6) };
+    char *command = s_test_import (control, 0, two, 2, text, sizeof text);
+    assert (streq (command, "IMPORTED") && streq (text, "2"));
+    zstr_free (&command);
+    //  Not at the head; a seq out of place; an id already in the log (the
+    //  good event before it is not appended either: all or none)
+    zframe_t *again [1] = { s_test_stored ("i-3", "three", 3, 7) };
+    command = s_test_import (control, 0, again, 1, text, sizeof text);
+    assert (streq (command, "ERROR") && strstr (text, "IMPORT.after"));
+    zstr_free (&command);
+    zframe_t *jump [1] = { s_test_stored ("i-3", "three", 4, 7) };
+    command = s_test_import (control, 2, jump, 1, text, sizeof text);
+    assert (streq (command, "ERROR") && strstr (text, "IMPORT[0] (seq 3)"));
+    zstr_free (&command);
+    zframe_t *dup [2] = { s_test_stored ("i-3", "three", 3, 7), s_test_stored ("i-1", "one", 4, 8) };
+    command = s_test_import (control, 2, dup, 2, text, sizeof text);
+    assert (streq (command, "ERROR") && strstr (text, "IMPORT[1] (seq 4)")
+         && strstr (text, "already in the log at seq 1"));
+    zstr_free (&command);
+    zmsg_t *reply = s_test_control (control, "STATUS", NULL, 0);
+    pb_wire_status_t status;
+    rc = pb_wire_status_decode (zframe_data (zmsg_last (reply)), zframe_size (zmsg_last (reply)),
+                                &status, NULL, 0);
+    assert (rc == 0 && status.head == 2);
+    zmsg_destroy (&reply);
+    //  A producer's resend of an imported event is a duplicate
+    zmsg_t *msg = s_test_event ("i-2", "test", "two");
+    zmsg_send (&msg, producer);
+    char code [32] = "";
+    assert (s_test_reply (producer, code) == 2);
+    zsock_destroy (&control);
+    zsock_destroy (&producer);
+    zactor_destroy (&journal);
+    char file [PATH_MAX];
+    snprintf (file, sizeof file, "%s/data.mdb", path);
+    zsys_file_delete (file);
+    snprintf (file, sizeof file, "%s/lock.mdb", path);
+    zsys_file_delete (file);
+    zsys_dir_delete ("%s", path);
+}
+
 static void
 s_test_run_clock_auto (const pb_journal_cfg_t *base, bool verbose)
 {
@@ -1298,6 +1419,7 @@ pb_journal_test (bool verbose)
 
     //  Automatic clock: ticks from the configured clock
     s_test_run_clock_auto (&cfg, verbose);
+    s_test_run_import (&cfg, verbose);
 
     zsock_destroy (&producer);
     zsock_destroy (&control);
