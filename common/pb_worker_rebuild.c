@@ -26,7 +26,7 @@ typedef struct {
     zsock_t *replay;                    //  DEALER to the journal (owned)
     pb_limits_t limits;                 //  envelope decoding limits
     pb_worker_event_t *batch;           //  events to apply (owned)
-    size_t batch_size;
+    size_t batch_size;                  //  how many are in batch
     uint64_t next;                      //  seq expected next
     uint64_t target;                    //  last seq to apply
     bool progress;                      //  stderr is a terminal

@@ -104,18 +104,18 @@ s_header (msgpack_sbuffer *buffer)
 //  Reading a file: one block at a time, bounded
 
 typedef struct {
-    FILE *file;                         //  (owned)
-    msgpack_unpacker unpacker;
-    msgpack_unpacked value;
+    FILE *file;                         //  the export (owned)
+    msgpack_unpacker unpacker;          //  bounded reading (owned)
+    msgpack_unpacked value;             //  the last value read (owned)
     uint64_t offset;                    //  bytes of the file consumed by values
     uint64_t fed;                       //  bytes read into the unpacker
     uint64_t next;                      //  seq the next block must start with
     uint8_t hash [S_HASH_SIZE];         //  of the last good block (or header)
     //  The current block
     uint64_t block_offset;              //  where it starts in the file
-    size_t count;
+    size_t count;                       //  its events
     const uint8_t *events [S_BLOCK_EVENTS]; //  into 'value' (borrowed)
-    size_t sizes [S_BLOCK_EVENTS];
+    size_t sizes [S_BLOCK_EVENTS];      //  their sizes
     char error [300];                   //  why reading stopped
 } s_reader_t;
 
@@ -282,17 +282,17 @@ s_reader_block (s_reader_t *self)
 //  Export
 
 typedef struct {
-    FILE *file;                         //  (borrowed)
+    FILE *file;                         //  the export (borrowed)
     uint8_t hash [S_HASH_SIZE];         //  of the last block written
     uint64_t first;                     //  seq of the block in hand
-    uint8_t *events [S_BLOCK_EVENTS];   //  (owned)
-    size_t sizes [S_BLOCK_EVENTS];
-    size_t count;
-    size_t bytes;
+    uint8_t *events [S_BLOCK_EVENTS];   //  its events (owned)
+    size_t sizes [S_BLOCK_EVENTS];      //  their sizes
+    size_t count;                       //  events in hand
+    size_t bytes;                       //  their bytes
     uint64_t written;                   //  events written
     uint64_t target;                    //  last seq
-    bool progress;
-    int64_t shown;
+    bool progress;                      //  stderr is a terminal
+    int64_t shown;                      //  when progress was last shown
     bool failed;                        //  a write failed
 } s_export_t;
 

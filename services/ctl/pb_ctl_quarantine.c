@@ -37,11 +37,11 @@ static const char *s_help =
     PB_CTL_JOURNAL_OPTS_HELP;
 
 typedef struct {
-    const char *worker;                 //  (borrowed)
-    bool json;
+    const char *worker;                 //  whose store (borrowed)
+    bool json;                          //  JSON lines
     uint64_t want;                      //  show/redrive: this seq, else 0
     json_t *record;                     //  show: the record found (owned)
-    size_t count;
+    size_t count;                       //  records seen
 } s_list_t;
 
 static uint64_t

@@ -44,7 +44,7 @@ static const char *s_help =
 
 typedef struct {
     zsock_t *target;                    //  --to ENDPOINT: its ingest (owned)
-    int timeout_ms;
+    int timeout_ms;                     //  wait for its answers at most
     uint64_t sent;                      //  re-published
     uint64_t answered;                  //  ACK or NAK received
     uint64_t refused;                   //  NAK

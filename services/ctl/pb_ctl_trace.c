@@ -31,11 +31,11 @@ static const char *s_help =
 typedef struct {
     json_t *found;                      //  the one event read (owned)
     zhashx_t *depths;                   //  seq "%llu" of the set -> depth (owned)
-    bool json;
+    bool json;                          //  JSON lines
     uint64_t effects;                   //  printed forward
-    bool progress;
-    int64_t shown;
-    uint64_t to;
+    bool progress;                      //  stderr is a terminal
+    int64_t shown;                      //  when progress was last shown
+    uint64_t to;                        //  the forward pass ends here
 } s_trace_t;
 
 static int
