@@ -62,16 +62,16 @@ typedef struct {
     char live [S_DIR_MAX];              //  the live store's directory
     char temp [S_DIR_MAX];              //  the rebuild's directory
     zlistx_t *live_lines;               //  dump lines "db key hex" (owned)
-    zlistx_t *new_lines;
+    zlistx_t *new_lines;                //  the rebuild's (owned)
     uint64_t through;                   //  the live applied_seq
     //  The first difference
-    bool differs;
-    char db [16];
-    char *key;                          //  (owned)
+    bool differs;                       //  there is one
+    char db [16];                       //  its db: meta, state, quarantine
+    char *key;                          //  its key, as the dump spells it (owned)
     char *live_hex;                     //  value in the live store, or NULL (owned)
     char *new_hex;                      //  value in the rebuild, or NULL (owned)
     uint64_t cause;                     //  the event that wrote it, or 0
-    char cause_type [130];
+    char cause_type [130];              //  that event's type
 } s_rebuild_t;
 
 //  The dump of a store as a list of lines; NULL if there is none
