@@ -104,94 +104,29 @@ s_batch_flush (s_worker_t *self)
     return rc;
 }
 
-//  Seq of a logged envelope this worker cannot decode (a newer catalogue,
-//  a bug): read with msgpack-c, bounded by the socket's maxmsgsize. 0 if
-//  there is none.
-static uint64_t
-s_peek_seq (const void *bytes, size_t size)
-{
-    msgpack_unpacked result;
-    msgpack_unpacked_init (&result);
-    uint64_t seq = 0;
-    if (msgpack_unpack_next (&result, bytes, size, NULL) == MSGPACK_UNPACK_SUCCESS) {
-        const msgpack_object *obj = pb_msgpack_get (&result.data, "seq");
-        if (obj && obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            seq = obj->via.u64;
-    }
-    msgpack_unpacked_destroy (&result);
-    return seq;
-}
-
-//  True if the rules have no rule for this type: the event is not decoded.
-//  The runtime's own types are: sys.tick, ops.redrive, and this worker's
-//  notify.<name>.quarantined (a refused notification's record, in the log)
-static bool
-s_skips (const pb_rules_t *rules, const char *type, size_t type_len)
-{
-    size_t name_len = strlen (rules->name);
-    if (!rules->types
-    ||  (type_len == 8 && memcmp (type, "sys.tick", 8) == 0)
-    ||  (type_len == 11 && memcmp (type, "ops.redrive", 11) == 0)
-    ||  (type_len == name_len + 19 && memcmp (type, "notify.", 7) == 0
-    &&   memcmp (type + 7, rules->name, name_len) == 0
-    &&   memcmp (type + 7 + name_len, ".quarantined", 12) == 0))
-        return false;
-    for (const char *const *t = rules->types; *t; t++)
-        if (strlen (*t) == type_len && memcmp (*t, type, type_len) == 0)
-            return false;
-    return true;
-}
-
 //  Take one logged event if it is the next one. Returns 0 (taken or
 //  already applied), or 1 for a gap (the caller asks replay to fill it).
 static int
 s_batch_take (s_worker_t *self, const char *type, size_t type_len,
               const void *bytes, size_t size)
 {
-    char error [256] = "";
-    pb_envelope_t *env = NULL;
-    uint64_t seq = 0;
-    const char *peek_type = NULL;
-    size_t peek_type_len = 0;
-    //  Most of the log is not for this worker: peek, do not decode. The
-    //  type frame of the fanout, when there is one, must agree.
-    bool skip = pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len)
-             && (!type || (type_len == peek_type_len && memcmp (type, peek_type, type_len) == 0))
-             && s_skips (self->cfg->rules, peek_type, peek_type_len);
-    if (skip)
-        ;
-    else
-    if (pb_envelope_decode (type, type_len, bytes, size, PB_ENVELOPE_STORED,
-                            &self->limits, &env, error, sizeof error) == PB_NAK_NONE)
-        seq = env->seq;
-    else
-        seq = s_peek_seq (bytes, size);
+    if (self->batch_size == (size_t) self->cfg->batch_max
+    &&  s_batch_flush (self))
+        return -1;
+    pb_worker_event_t *event = &self->batch [self->batch_size];
+    uint64_t seq = pb_worker_event_read (event, self->cfg->rules, &self->limits,
+                                         type, type_len, bytes, size);
     if (seq <= self->batch_last) {
-        pb_envelope_destroy (&env);     //  Applied already (Clone pattern)
+        pb_envelope_destroy (&event->env);  //  Applied already (Clone pattern)
         return 0;
     }
     if (seq != self->batch_last + 1) {
-        pb_envelope_destroy (&env);
+        pb_envelope_destroy (&event->env);
         return 1;
     }
-    if (self->batch_size == (size_t) self->cfg->batch_max
-    &&  s_batch_flush (self)) {
-        pb_envelope_destroy (&env);
-        return -1;
-    }
-    pb_worker_event_t *event = &self->batch [self->batch_size++];
-    memset (event, 0, sizeof *event);
-    event->env = env;
-    event->seq = seq;
-    event->skipped = skip;
-    if (!env && !skip) {
-        zsys_warning ("pb_worker: cannot decode seq=%" PRIu64 ": %s", seq, error);
-        snprintf (event->type, sizeof event->type, "%.*s",
-                  (int) (type_len > 128? 128: type_len), type? type: "");
-        if (!event->type [0])
-            strcpy (event->type, "?");
-        snprintf (event->error, sizeof event->error, "undecodable: %.200s", error);
-    }
+    if (!event->env && !event->skipped)
+        zsys_warning ("pb_worker: cannot decode seq=%" PRIu64 ": %s", seq, event->error);
+    self->batch_size++;
     self->batch_last = seq;
     return 0;
 }

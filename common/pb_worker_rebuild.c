@@ -149,36 +149,16 @@ s_flush (s_rebuild_t *self)
 static int
 s_on_event (s_rebuild_t *self, const void *bytes, size_t size)
 {
-    char error [256] = "";
-    pb_envelope_t *env = NULL;
-    uint64_t seq = 0;
-    if (pb_envelope_decode (NULL, 0, bytes, size, PB_ENVELOPE_STORED, &self->limits,
-                            &env, error, sizeof error) == PB_NAK_NONE)
-        seq = env->seq;
-    else {
-        msgpack_unpacked result;
-        msgpack_unpacked_init (&result);
-        if (msgpack_unpack_next (&result, bytes, size, NULL) == MSGPACK_UNPACK_SUCCESS) {
-            const msgpack_object *obj = pb_msgpack_get (&result.data, "seq");
-            if (obj && obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                seq = obj->via.u64;
-        }
-        msgpack_unpacked_destroy (&result);
-    }
+    pb_worker_event_t *event = &self->batch [self->batch_size];
+    uint64_t seq = pb_worker_event_read (event, self->cfg->rules, &self->limits,
+                                         NULL, 0, bytes, size);
     if (seq != self->next) {
-        pb_envelope_destroy (&env);
+        pb_envelope_destroy (&event->env);
         zsys_error ("pb_worker: rebuild: replay sent seq %" PRIu64 ", expected %"
                     PRIu64, seq, self->next);
         return PB_EPROTO;
     }
-    pb_worker_event_t *event = &self->batch [self->batch_size++];
-    memset (event, 0, sizeof *event);
-    event->env = env;
-    event->seq = seq;
-    if (!env) {
-        strcpy (event->type, "?");
-        snprintf (event->error, sizeof event->error, "undecodable: %.200s", error);
-    }
+    self->batch_size++;
     self->next++;
     return self->batch_size == (size_t) self->cfg->batch_max? s_flush (self): 0;
 }

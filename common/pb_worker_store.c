@@ -1305,6 +1305,68 @@ pb_apply_type_is (const pb_envelope_t *event, const char *type)
 }
 
 //  --------------------------------------------------------------------------
+//  Reading logged events
+
+//  True if the rules have no rule for this type: the event is not decoded.
+//  The runtime's own types are: sys.tick, ops.redrive, and this worker's
+//  notify.<name>.quarantined (a refused notification's record, in the log)
+static bool
+s_skips (const pb_rules_t *rules, const char *type, size_t type_len)
+{
+    size_t name_len = strlen (rules->name);
+    if (!rules->types || !type
+    ||  (type_len == 8 && memcmp (type, "sys.tick", 8) == 0)
+    ||  (type_len == 11 && memcmp (type, "ops.redrive", 11) == 0)
+    ||  (type_len == name_len + 19 && memcmp (type, "notify.", 7) == 0
+    &&   memcmp (type + 7, rules->name, name_len) == 0
+    &&   memcmp (type + 7 + name_len, ".quarantined", 12) == 0))
+        return false;
+    for (const char *const *t = rules->types; *t; t++)
+        if (strlen (*t) == type_len && memcmp (*t, type, type_len) == 0)
+            return false;
+    return true;
+}
+
+uint64_t
+pb_worker_event_read (pb_worker_event_t *event, const pb_rules_t *rules,
+                      const pb_limits_t *limits, const char *type, size_t type_len,
+                      const void *bytes, size_t size)
+{
+    assert (event && rules && limits);
+    memset (event, 0, sizeof *event);
+    uint64_t seq = 0;
+    const char *peek_type = NULL;
+    size_t peek_type_len = 0;
+    bool peeked = pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len);
+    //  Most of the log is not for this worker: peek, do not decode. The
+    //  type frame of the fanout, when there is one, must agree.
+    if (peeked && peek_type
+    &&  (!type || (type_len == peek_type_len && memcmp (type, peek_type, type_len) == 0))
+    &&  s_skips (rules, peek_type, peek_type_len)) {
+        event->skipped = true;
+        event->seq = seq;
+        return seq;
+    }
+    char error [200] = "";
+    if (pb_envelope_decode (type, type_len, bytes, size, PB_ENVELOPE_STORED, limits,
+                            &event->env, error, sizeof error) == PB_NAK_NONE) {
+        event->seq = event->env->seq;
+        return event->seq;
+    }
+    //  Undecodable (a newer catalogue, a bug): quarantined under the seq
+    //  the bounded peek found, if any
+    event->seq = peeked? seq: 0;
+    const char *name = type? type: peek_type;
+    size_t name_len = type? type_len: peek_type_len;
+    snprintf (event->type, sizeof event->type, "%.*s",
+              (int) (name_len > 128? 128: name_len), name? name: "");
+    if (!event->type [0])
+        strcpy (event->type, "?");
+    snprintf (event->error, sizeof event->error, "undecodable: %s", error);
+    return event->seq;
+}
+
+//  --------------------------------------------------------------------------
 
 const char *
 pb_apply_join (char *buf, size_t size, ...)

@@ -32,6 +32,17 @@ typedef struct {
     bool skipped;                       //  no rule for its type: seq only
 } pb_worker_event_t;
 
+//  Read one logged event into 'event' (cleared first) as every runtime
+//  takes it, live or rebuilding: of a type 'rules' have no rule for, not
+//  decoded ('skipped': its seq only); else decoded ('env', which the caller
+//  owns); else undecodable, with the reason in 'error' (quarantined when
+//  applied). 'type' is the fanout's type frame, or NULL (replay). Returns
+//  the event's seq, or 0 if not even that can be read.
+uint64_t
+    pb_worker_event_read (pb_worker_event_t *event, const pb_rules_t *rules,
+                          const pb_limits_t *limits, const char *type, size_t type_len,
+                          const void *bytes, size_t size);
+
 //  Open or create the store in 'dir'. Returns 0 and sets *store_p, or
 //  PB_WORKER_STORE (logged) and leaves it alone.
 int

@@ -478,6 +478,9 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
     pairs /= 2;
     p += head;
     bool have_seq = false, have_type = false;
+    const char *type = NULL;
+    size_t type_len = 0;
+    uint64_t seq = 0;
     //  Every item takes at least a byte, so a hostile count ends at 'end'
     while (pairs-- && !(have_seq && have_type)) {
         uint64_t items;
@@ -501,14 +504,14 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
                 else
                     for (size_t i = 1; i < head; i++)
                         v = (v << 8) | p [i];
-                *seq_p = v;
+                seq = v;
                 have_seq = true;
             }
             if (first && is_type) {
                 if (!((p [0] >= 0xa0 && p [0] <= 0xbf) || (p [0] >= 0xd9 && p [0] <= 0xdb)))
                     return false;
-                *type_p = (const char *) p + head;
-                *type_len_p = payload;
+                type = (const char *) p + head;
+                type_len = payload;
                 have_type = true;
             }
             first = false;
@@ -517,7 +520,12 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
             left--;
         }
     }
-    return have_seq && have_type;
+    if (have_seq) {
+        *seq_p = seq;
+        *type_p = type;
+        *type_len_p = type_len;
+    }
+    return have_seq;
 }
 
 //  --------------------------------------------------------------------------
@@ -657,6 +665,8 @@ pb_envelope_test (bool verbose)
     assert (!pb_envelope_peek_seq ("\xdf\xff\xff\xff\xff", 5, &peeked, &peek_type, &peek_type_len));
     assert (!pb_envelope_peek_seq ("\x82\xa3seq\xa1x\xa4type\xa1t", 13, &peeked,
                                    &peek_type, &peek_type_len));
+    assert (pb_envelope_peek_seq ("\x81\xa3seq\x07", 6, &peeked, &peek_type, &peek_type_len));
+    assert (peeked == 7 && peek_type == NULL && peek_type_len == 0);
     //  A stored event is not accepted from a producer, nor under another type
     nak = pb_envelope_decode ("activity.feedback", 17, copy->bytes, copy->size,
                               PB_ENVELOPE_INGEST, &limits, &env, error, sizeof error);

@@ -116,10 +116,11 @@ int
 //  bounds-checked walk over the top-level map that allocates nothing and
 //  validates nothing else, at a fraction of pb_envelope_decode's cost.
 //  For workers that skip the types they have no rule for (most of the
-//  log) and need only the seq to stay gapless. True if the top level is a
-//  map with a uint 'seq' and a str 'type'; then *type_p points into
-//  'bytes' (borrowed; NOT nul-terminated). False for anything else,
-//  including truncated bytes; nothing is set then.
+//  log) and need only the seq to stay gapless, and for the seq of an
+//  envelope that does not decode. True if the top level is a map with a
+//  uint 'seq'; then *type_p points to its str 'type' in 'bytes' (borrowed;
+//  NOT nul-terminated), or is NULL (length 0) if it has none. False for
+//  anything else, including truncated bytes; nothing is set then.
 bool
     pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
                           const char **type_p, size_t *type_len_p);
