@@ -30,7 +30,7 @@
 #define S_BLOCK_EVENTS 1000             //  events of one block, at most
 #define S_BLOCK_BYTES  (1024 * 1024)    //  bytes of events of one block
 #define S_READ_MAX     (4 * 1024 * 1024)    //  a block bigger is corrupt
-#define S_IMPORT_EVENTS 256             //  events of one IMPORT request
+#define S_IMPORT_EVENTS 256             //  events of one IMPORT request (--batch)
 #define S_IMPORT_BYTES (4 * 1024 * 1024)
 #define S_HASH_SIZE    32
 
@@ -56,6 +56,9 @@ static const char *s_import_help =
     "events equal the file's byte for byte). Logs ops.import when done.\n"
     "A corrupt file is refused with the byte offset of the bad block, and\n"
     "nothing is imported. Progress goes to stderr when it is a terminal.\n"
+    "Options:\n"
+    "  --batch N        events per IMPORT request, 1..1000 (default 256; at\n"
+    "                   most the journal's batch_max)\n"
     PB_CTL_JOURNAL_OPTS_HELP;
 
 //  --------------------------------------------------------------------------
@@ -356,7 +359,7 @@ s_on_export (const void *bytes, size_t size, void *arg)
 //  Parse FILE and the options common to export and import
 static int
 s_args (int argc, char *argv [], pb_ctl_journal_opts_t *opts, const char *name,
-        const char **file_p, bool *resume_p, uint64_t *to_p)
+        const char **file_p, bool *resume_p, uint64_t *to_p, uint64_t *batch_p)
 {
     int i = 1;
     while (i < argc) {
@@ -371,6 +374,11 @@ s_args (int argc, char *argv [], pb_ctl_journal_opts_t *opts, const char *name,
         else
         if (to_p && streq (arg, "--to") && i + 1 < argc
         &&  pb_ctl_journal_parse_u64 (argv [i + 1], to_p) && *to_p >= 1)
+            i++;
+        else
+        if (batch_p && streq (arg, "--batch") && i + 1 < argc
+        &&  pb_ctl_journal_parse_u64 (argv [i + 1], batch_p) && *batch_p >= 1
+        &&  *batch_p <= PB_WIRE_IMPORT_MAX)
             i++;
         else
         if (arg [0] != '-' && !*file_p)
@@ -396,7 +404,7 @@ pb_ctl_export (int argc, char *argv [])
     const char *path = NULL;
     bool resume = false;
     uint64_t to = 0;
-    int rc = s_args (argc, argv, &opts, "export", &path, &resume, &to);
+    int rc = s_args (argc, argv, &opts, "export", &path, &resume, &to, NULL);
     if (rc)
         return rc;
     if (opts.help) {
@@ -590,7 +598,8 @@ pb_ctl_import (int argc, char *argv [])
     pb_ctl_journal_opts_t opts;
     pb_ctl_journal_opts_init (&opts);
     const char *path = NULL;
-    int rc = s_args (argc, argv, &opts, "import", &path, NULL, NULL);
+    uint64_t batch = S_IMPORT_EVENTS;
+    int rc = s_args (argc, argv, &opts, "import", &path, NULL, NULL, &batch);
     if (rc)
         return rc;
     if (opts.help) {
@@ -662,7 +671,7 @@ pb_ctl_import (int argc, char *argv [])
             break;
         }
         size_t n = 0, bytes = 0;
-        while (n < reader.count && n < S_IMPORT_EVENTS
+        while (n < reader.count && n < batch
            &&  (n == 0 || bytes + reader.sizes [n] <= S_IMPORT_BYTES))
             bytes += reader.sizes [n++];
         uint64_t new_head = 0;

@@ -618,7 +618,8 @@ def check_export_import(ctl, journal, jbin, tmp):
         with pbtest.Journal(jbin, log_name="pb-journal-import") as target:
             target.start()
             tctl = Ctl(ctl.binary, target)
-            rc, out, err = tctl.json("import", name, env={"USER": "op-bob"})
+            batch = ["--batch", "7"] if name == part else []
+            rc, out, err = tctl.json("import", name, *batch, env={"USER": "op-bob"})
             assert rc == 0, (name, rc, out, err[-500:])
             assert out[0]["from"] == 1 and out[0]["through"] == n, out
             got = raw_log(target, 1, n)
@@ -681,6 +682,17 @@ def check_import_resume(ctl, journal, jbin, tmp):
         auto.start()
         rc, out, err = Ctl(ctl.binary, auto).run("import", full)
         assert rc == 1 and b"--clock manual" in err, (rc, err)
+    # a journal whose batch_max is below the request size: refused, resumable
+    with pbtest.Journal(jbin, options={"batch-max": 5}, log_name="pb-journal-import") as small:
+        small.start()
+        sctl = Ctl(ctl.binary, small)
+        rc, out, err = sctl.run("import", full)
+        assert rc == 1 and b"IMPORT: want 1..5" in err and head(small) == 0, (rc, err)
+        rc, out, err = sctl.json("import", full, "--batch", "5")
+        assert rc == 0 and out[0]["through"] == n, (rc, out, err)
+    for bad in ("0", "1001", "x"):
+        rc, out, err = ctl.run("import", full, "--batch", bad)
+        assert rc == 2, (bad, rc, err)
 
 
 def check_import_corrupt(ctl, journal, jbin, tmp):
