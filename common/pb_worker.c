@@ -19,6 +19,7 @@
 
 #define S_BACKOFF_MAX 5000              //  msecs between resends, at most
 #define S_ACK_DELAY   20                //  msecs an ACKed key waits for a batch
+#define S_HOLD_DELAY  200               //  msecs a held applied_seq waits
 
 typedef struct {
     zsock_t *pipe;                      //  actor pipe (borrowed)
@@ -44,7 +45,7 @@ typedef struct {
     int64_t resend_at;                  //  no sending before (mono ms)
     int64_t backoff;                    //  next 'unavailable' pause, msecs
     zchunk_t *acked;                    //  ACKed outbox keys to delete
-    int64_t ack_at;                     //  delete held ACKed keys by (mono ms)
+    int64_t ack_at;                     //  commit what the store holds by (mono ms)
     bool verbose;                       //  debug per message
     int exit_status;                    //  what the actor reports at the end
     pb_metrics_t *metrics;              //  /metrics and /health, or NULL (owned)
@@ -88,12 +89,23 @@ s_batch_clear (s_worker_t *self)
 
 static int s_outbox_pump (s_worker_t *self);
 
+//  The store holds something uncommitted from now on: commit it by 'when'
+//  at the latest (s_on_timers)
+static void
+s_hold_until (s_worker_t *self, int64_t when)
+{
+    if (!pb_worker_store_is_holding (self->store) || when < self->ack_at)
+        self->ack_at = when;
+}
+
 //  Apply and commit what the batch holds, then send the new notifications
 static int
 s_batch_flush (s_worker_t *self)
 {
     int rc = 0;
     if (self->batch_size) {
+        if (!pb_worker_store_is_holding (self->store))
+            self->ack_at = zclock_mono () + S_HOLD_DELAY;
         rc = pb_worker_store_apply (self->store, self->batch, self->batch_size);
         s_batch_clear (self);
         if (rc)
@@ -452,8 +464,7 @@ s_on_ingest (s_worker_t *self)
     //  and an event that comes meanwhile does not wait behind a sync);
     //  the timers commit them alone if no batch comes soon
     if (rc == 0 && zchunk_size (self->acked)) {
-        if (!pb_worker_store_outbox_acks_held (self->store))
-            self->ack_at = zclock_mono () + S_ACK_DELAY;
+        s_hold_until (self, zclock_mono () + S_ACK_DELAY);
         pb_worker_store_outbox_ack_later (self->store, zchunk_data (self->acked),
                                           zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
         zchunk_set (self->acked, NULL, 0);
@@ -523,6 +534,7 @@ s_worker_open (const pb_worker_cfg_t *cfg, zsock_t *pipe, s_worker_t **self_p)
     int rc = pb_worker_store_open (cfg->data_dir, (size_t) cfg->map_size,
                                    cfg->rules, &self->store);
     if (rc == 0) {
+        pb_worker_store_hold_skips (self->store);
         self->batch_last = pb_worker_store_applied_seq (self->store);
         //  Subscribe FIRST, then catch up (Clone pattern). No ZMTP
         //  heartbeats on the SUB: it is left unread during catch-up, and a
@@ -573,7 +585,7 @@ s_timeout (s_worker_t *self)
         wake = self->resend_at;
     if (self->inflight && self->progress_at + self->cfg->resend_ms < wake)
         wake = self->progress_at + self->cfg->resend_ms;
-    if (pb_worker_store_outbox_acks_held (self->store) && self->ack_at < wake)
+    if (pb_worker_store_is_holding (self->store) && self->ack_at < wake)
         wake = self->ack_at;
     return wake > now? (long) (wake - now): 0;
 }
@@ -592,7 +604,7 @@ s_on_timers (s_worker_t *self)
     int rc = 0;
     if (self->inflight && now - self->progress_at >= self->cfg->resend_ms)
         rc = s_outbox_rewind (self, 0);
-    if (rc == 0 && pb_worker_store_outbox_acks_held (self->store) && now >= self->ack_at)
+    if (rc == 0 && pb_worker_store_is_holding (self->store) && now >= self->ack_at)
         rc = pb_worker_store_outbox_ack (self->store, NULL, 0);
     if (rc) {
         self->exit_status = rc;
@@ -650,7 +662,7 @@ pb_worker_actor (zsock_t *pipe, void *args)
         if (rc == 0)
             rc = s_on_timers (self) ? -1: 0;
     }
-    if (self->exit_status == 0 && pb_worker_store_outbox_acks_held (self->store))
+    if (self->exit_status == 0 && pb_worker_store_is_holding (self->store))
         pb_worker_store_outbox_ack (self->store, NULL, 0);
     int status = self->exit_status;
     zsys_notice ("pb_worker: %s stopping applied_seq=%" PRIu64 " status=%d",

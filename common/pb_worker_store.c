@@ -33,6 +33,8 @@ struct _pb_worker_store_t {
     size_t map_size;                    //  current map size
     const pb_rules_t *rules;            //  (borrowed, static)
     uint64_t applied_seq;               //  as committed
+    uint64_t held_seq;                  //  applied, not yet committed: skips only
+    bool hold_skips;                    //  hold batches of skipped events
     int64_t now;                        //  log time, as committed
     zchunk_t *acked;                    //  ACKed outbox keys to delete (owned)
 };
@@ -210,7 +212,21 @@ pb_worker_store_destroy (pb_worker_store_t **self_p)
 uint64_t
 pb_worker_store_applied_seq (pb_worker_store_t *self)
 {
-    return self->applied_seq;
+    return self->held_seq > self->applied_seq? self->held_seq: self->applied_seq;
+}
+
+void
+pb_worker_store_hold_skips (pb_worker_store_t *self)
+{
+    assert (self);
+    self->hold_skips = true;
+}
+
+bool
+pb_worker_store_is_holding (pb_worker_store_t *self)
+{
+    assert (self);
+    return zchunk_size (self->acked) > 0 || self->held_seq > self->applied_seq;
 }
 
 int64_t
@@ -790,12 +806,34 @@ s_outbox_del (pb_worker_store_t *self, MDB_txn *txn, const uint8_t *keys,
     return rc;
 }
 
+//  True if every event of the batch past 'applied' is skipped: applying
+//  them changes nothing but applied_seq
+static bool
+s_only_skips (const pb_worker_event_t *events, size_t count, uint64_t applied)
+{
+    for (size_t i = 0; i < count; i++)
+        if (events [i].seq > applied && !events [i].skipped)
+            return false;
+    return true;
+}
+
 static int
 s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
 {
     MDB_txn *txn = NULL;
-    uint64_t applied = self->applied_seq;
+    uint64_t applied = pb_worker_store_applied_seq (self);
     int64_t now = self->now;
+    //  A batch of skipped events alone is held, not committed: no sync for
+    //  what changes no state. Losing it in a crash costs a replay of events
+    //  that are skipped again (invariant 2); the next commit, or the
+    //  runtime's timer (pb_worker_store_outbox_ack), writes the seq.
+    if (self->hold_skips && s_only_skips (events, count, applied)) {
+        for (size_t i = 0; i < count; i++)
+            if (events [i].seq == applied + 1)
+                applied = events [i].seq;
+        self->held_seq = applied;
+        return 0;
+    }
     int rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "batch txn");
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (events [i].seq <= applied)
@@ -814,7 +852,7 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
     }
     if (rc == 0 && applied == self->applied_seq) {
         mdb_txn_abort (txn);
-        return 0;                       //  Nothing new
+        return 0;                       //  Nothing new, nothing held
     }
     if (rc == 0)
         rc = s_outbox_del (self, txn, zchunk_data (self->acked),
@@ -839,6 +877,7 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
         mdb_txn_abort (txn);
     if (rc == 0) {
         self->applied_seq = applied;
+        self->held_seq = 0;
         self->now = now;
         zchunk_set (self->acked, NULL, 0);
         PB_CRASH_POINT ("worker_after_commit");
@@ -956,11 +995,22 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
         if (rc == 0)
             rc = s_outbox_del (self, txn, zchunk_data (self->acked),
                                zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
+        uint64_t held = self->held_seq;
+        if (rc == 0 && held > self->applied_seq) {
+            uint8_t bytes [8];
+            s_put_be64 (bytes, held);
+            MDB_val k = { 11, "applied_seq" }, v = { 8, bytes };
+            rc = s_translate (mdb_put (txn, self->meta, &k, &v, 0), "meta put");
+        }
         if (rc == 0) {
             rc = s_translate (mdb_txn_commit (txn), "ack commit");
             txn = NULL;
-            if (rc == 0)
+            if (rc == 0) {
                 zchunk_set (self->acked, NULL, 0);
+                if (held > self->applied_seq)
+                    self->applied_seq = held;
+                self->held_seq = 0;
+            }
         }
         if (txn)
             mdb_txn_abort (txn);

@@ -52,7 +52,8 @@ int
 void
     pb_worker_store_destroy (pb_worker_store_t **self_p);
 
-//  The last seq applied, and the log time, as committed
+//  The last seq applied (committed, or held: pb_worker_store_hold_skips),
+//  and the log time, as committed
 uint64_t
     pb_worker_store_applied_seq (pb_worker_store_t *self);
 int64_t
@@ -78,7 +79,8 @@ int
 
 //  Delete 'count' ACKed outbox keys (PB_WORKER_KEY_SIZE bytes each,
 //  packed), and those held by pb_worker_store_outbox_ack_later, in one
-//  transaction
+//  transaction that also commits a held applied_seq
+//  (pb_worker_store_hold_skips)
 int
     pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
                                 size_t count);
@@ -91,6 +93,19 @@ int
 void
     pb_worker_store_outbox_ack_later (pb_worker_store_t *self,
                                       const uint8_t *keys, size_t count);
+
+//  From now on, a batch of skipped events alone (pb_worker_event_t
+//  'skipped': types without a rule) is not committed: its seq is held, so
+//  pb_worker_store_applied_seq counts it, and the next committed batch or
+//  pb_worker_store_outbox_ack writes it. For the live runtime, where most
+//  wakeups bring only events of other workers and a commit each would
+//  mean a sync each; a rebuild commits everything.
+void
+    pb_worker_store_hold_skips (pb_worker_store_t *self);
+
+//  True if ACKed keys or an applied_seq are held, not yet committed
+bool
+    pb_worker_store_is_holding (pb_worker_store_t *self);
 
 //  How many ACKed keys are held for deletion
 size_t
