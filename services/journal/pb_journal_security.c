@@ -348,8 +348,10 @@ s_fanout_rebind (pb_journal_t *self)
         self->fanout = pb_sock_new (ZMQ_XPUB, self->cfg->fanout, &opts);
     }
     if (!self->fanout) {
-        zsys_error ("journal: cannot bind the fanout again endpoint=%s", self->cfg->fanout);
-        return;                         //  The caller stops the journal
+        zsys_error ("journal: cannot bind the fanout again endpoint=%s, stopping",
+                    self->cfg->fanout);
+        self->exit_rc = PB_EIO;         //  The caller stops the loop: restart us
+        return;
     }
     self->fanout_handle = zsock_resolve (self->fanout);
     zloop_reader (self->loop, self->fanout, s_on_subscription, self);
