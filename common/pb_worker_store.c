@@ -1525,25 +1525,12 @@ pb_worker_stats (const char *data_dir, pb_worker_stats_t *stats)
     assert (data_dir && stats);
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
-    char path [PB_CONFIG_STR_MAX + 16];
-    snprintf (path, sizeof path, "%s/data.mdb", data_dir);
-    if (!zsys_file_exists (path)) {
-        zsys_error ("pb_worker: no store at %s", data_dir);
-        return PB_WORKER_STORE;
-    }
-    int rc = s_translate (mdb_env_create (&env), "stats env");
-    if (rc == 0)
-        rc = s_translate (mdb_env_set_maxdbs (env, 4), "stats maxdbs");
-    if (rc == 0)
-        rc = s_translate (mdb_env_open (env, data_dir, MDB_RDONLY, 0600), "stats open");
-    if (rc == 0)
-        rc = s_translate (mdb_txn_begin (env, NULL, MDB_RDONLY, &txn), "stats txn");
-    if (rc == 0)
+    int rc = s_open_read (data_dir, &env, &txn);
+    if (rc == 0) {
         rc = s_stats (env, txn, data_dir, stats);
-    if (txn)
         mdb_txn_abort (txn);
-    if (env)
         mdb_env_close (env);
+    }
     return rc? PB_WORKER_STORE: 0;
 }
 
