@@ -7,6 +7,7 @@
 #include "pb_error.h"
 #include "pb_private.h"
 
+#include <sodium.h>
 #include <sys/stat.h>
 
 static void
@@ -68,6 +69,38 @@ pb_sock_new (int type, const char *endpoint, const pb_sock_opts_t *opts)
 
 //  --------------------------------------------------------------------------
 
+//  The Z85 value of 'name = "..."' on one line of a certificate, or false.
+//  Our own reading, not zconfig's: on a syntax error zconfig prints the
+//  line it could not parse, and in a secret file that line may hold the
+//  secret key.
+static bool
+s_cert_value (const char *text, const char *name, uint8_t key [32])
+{
+    size_t len = strlen (name);
+    for (const char *line = text; line && *line; line = strchr (line, '\n')) {
+        if (*line == '\n')
+            line++;
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (strncmp (line, name, len))
+            continue;
+        const char *at = line + len;
+        while (*at == ' ' || *at == '\t')
+            at++;
+        if (*at++ != '=')
+            continue;
+        while (*at == ' ' || *at == '\t')
+            at++;
+        char z85 [41];
+        if (*at != '"' || strlen (at) < 42 || at [41] != '"')
+            return false;
+        memcpy (z85, at + 1, 40);
+        z85 [40] = 0;
+        return zmq_z85_decode (key, z85) != NULL;
+    }
+    return false;
+}
+
 int
 pb_sock_cert_load (const char *path, const char *what, zcert_t **cert_p)
 {
@@ -79,15 +112,29 @@ pb_sock_cert_load (const char *path, const char *what, zcert_t **cert_p)
     }
     if (!pb_private_file_ok (secret, what))
         return PB_EINVAL;               //  Logged there
-    zcert_t *cert = zcert_load (path);
-    static const uint8_t zero [32] = { 0 };
-    if (!cert || memcmp (zcert_secret_key (cert), zero, 32) == 0) {
-        zsys_error ("pb_sock: %s: not a certificate with its secret key path=%s "
-                    "(pbctl keygen makes them)", what, path);
-        zcert_destroy (&cert);
+    char text [4096 + 1];
+    FILE *file = fopen (secret, "r");
+    size_t size = file? fread (text, 1, sizeof text - 1, file): 0;
+    bool whole = file && feof (file);
+    if (file)
+        fclose (file);
+    text [size] = 0;
+    uint8_t public_key [32], secret_key [32], derived [32];
+    bool ok = whole && strlen (text) == size
+           && s_cert_value (text, "public-key", public_key)
+           && s_cert_value (text, "secret-key", secret_key)
+           && crypto_scalarmult_base (derived, secret_key) == 0
+           && sodium_memcmp (derived, public_key, 32) == 0;
+    sodium_memzero (text, sizeof text);
+    if (!ok) {
+        zsys_error ("pb_sock: %s: not a certificate with its secret key, or the keys do "
+                    "not match path=%s (pbctl keygen makes them)", what, secret);
+        sodium_memzero (secret_key, sizeof secret_key);
         return PB_EINVAL;
     }
-    *cert_p = cert;
+    *cert_p = zcert_new_from (public_key, secret_key);
+    sodium_memzero (secret_key, sizeof secret_key);
+    assert (*cert_p);
     return 0;
 }
 
@@ -176,6 +223,26 @@ pb_sock_test (bool verbose)
     assert (zcert_eq (cert, loaded));
     zcert_destroy (&loaded);
     assert (pb_sock_cert_load (dir, "test/cert", &loaded) == PB_EINVAL);
+    //  A secret file whose keys do not match, and one that is not ZPL
+    char other_path [PATH_MAX], other_secret [PATH_MAX + 8];
+    snprintf (other_path, sizeof other_path, "%s/b.cert", dir);
+    snprintf (other_secret, sizeof other_secret, "%s_secret", other_path);
+    zcert_t *stranger = zcert_new ();
+    assert (stranger);
+    FILE *garbage = fopen (other_secret, "w");
+    assert (garbage);
+    fprintf (garbage, "curve\n    public-key = \"%s\"\n    secret-key = \"%s\"\n",
+             zcert_public_txt (cert), zcert_secret_txt (stranger));
+    fclose (garbage);
+    zcert_destroy (&stranger);
+    assert (chmod (other_secret, 0600) == 0);
+    assert (pb_sock_cert_load (other_path, "test/cert", &loaded) == PB_EINVAL);
+    garbage = fopen (other_secret, "w");
+    assert (garbage);
+    fprintf (garbage, "curve\n    secret-key = \"%s\" broken\n", zcert_secret_txt (cert));
+    fclose (garbage);
+    assert (pb_sock_cert_load (other_path, "test/cert", &loaded) == PB_EINVAL);
+    zsys_file_delete (other_secret);
     char key [41];
     assert (pb_sock_server_key (zcert_public_txt (cert), "test", key) == 0);
     assert (streq (key, zcert_public_txt (cert)));

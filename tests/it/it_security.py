@@ -281,6 +281,25 @@ def run(args, res, keys, rights, j, options, metrics_port):
         finally:
             os.chmod(keys.rights_path, 0o600)
         refused_config({"rights": keys.rights_path + ".absent"}, "cannot be read")
+        #  A damaged secret file: refused, and no line of it is printed
+        #  (zconfig would echo the line it cannot parse, the key with it)
+        with open(secret) as f:
+            original = f.read()
+        secret_txt = keys.keys["journal"][1].decode()
+        with open(secret, "w") as f:
+            f.write(original.replace('secret-key = "%s"' % secret_txt,
+                                     'secret-key = "%s" (broken' % secret_txt[:39]))
+        try:
+            with pbtest.Journal(args.journal, dict(options, metrics=""),
+                                log_name="it-security-bad") as k:
+                k.start(wait=False)
+                assert k.wait_exit(15) not in (0, None)
+                text = log_text(k)
+                assert "not a certificate with its secret key" in text, k.log_tail()
+                assert secret_txt[:20] not in text, "the secret key is in the log"
+        finally:
+            with open(secret, "w") as f:
+                f.write(original)
 
     res.run("start: the random-key probe is refused on every endpoint", start)
     res.run("start: without a ZAP handler the journal refuses to serve", no_zap)
