@@ -1099,6 +1099,59 @@ pb_worker_test (bool verbose)
     free (text);
     assert (pb_worker_dump ("/nonexistent/pb_worker", stderr) == PB_WORKER_STORE);
 
+    //  A rebuild's store: what the log shows quarantined (seq 2, as an
+    //  older rule refused it) is quarantined with the logged reason, not
+    //  applied; nothing goes to the outbox; every key has its origin
+    char rebuilt [] = "/tmp/pb_worker_rebuild_XXXXXX";
+    assert (mkdtemp (rebuilt));
+    assert (pb_worker_store_open (rebuilt, 1 << 20, &rules, &store) == 0);
+    assert (pb_worker_store_rebuild_mode (store) == 0);
+    pb_worker_store_skip (store, 2, "an older rule refused it");
+    assert (pb_worker_store_skips (store) == 1);
+    pb_worker_event_t events [3];
+    memset (events, 0, sizeof events);
+    pb_limits_t limits = PB_LIMITS_DEFAULTS;
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        zframe_t *frame = s_test_event (seq, countries [seq - 1]);
+        assert (pb_envelope_decode (NULL, 0, zframe_data (frame), zframe_size (frame),
+                                    PB_ENVELOPE_STORED, &limits, &events [seq - 1].env,
+                                    NULL, 0) == PB_NAK_NONE);
+        events [seq - 1].seq = seq;
+        zframe_destroy (&frame);
+    }
+    assert (pb_worker_store_apply (store, events, 3) == 0);
+    for (int i = 0; i < 3; i++)
+        pb_envelope_destroy (&events [i].env);
+    entries = 0;
+    assert (pb_worker_store_outbox_scan (store, NULL, s_test_count_fn, &entries) == 0);
+    assert (entries == 0);
+    pb_worker_store_destroy (&store);
+    out = open_memstream (&text, &size);
+    assert (pb_worker_dump (rebuilt, out) == 0);
+    fclose (out);
+    assert (strstr (text, "state seen/FRA c3\n") && strstr (text, "state seen/ITA c3\n"));
+    assert (!strstr (text, "state seen/DEU"));
+    assert (strstr (text, "quarantine 0000000000000002 "));
+    free (text);
+    out = open_memstream (&text, &size);
+    assert (pb_worker_dump_origin (rebuilt, out) == 0);
+    fclose (out);
+    assert (strstr (text, "state seen/FRA 1\n") && strstr (text, "state blob/ITA 3\n"));
+    assert (strstr (text, "quarantine 0000000000000002 2\n"));
+    free (text);
+    assert (pb_worker_forget_origin (rebuilt) == 0);
+    out = open_memstream (&text, &size);
+    assert (pb_worker_dump_origin (rebuilt, out) == 0);
+    fclose (out);
+    assert (size == 0);
+    free (text);
+    size_t pending = 7;
+    assert (pb_worker_pending (rebuilt, &pending) == 0 && pending == 0);
+    assert (pb_worker_pending (dir, &pending) == 0 && pending == 0);
+    char rm [128];
+    snprintf (rm, sizeof rm, "rm -rf %s", rebuilt);
+    assert (system (rm) == 0);
+
     //  A store that cannot open: the actor reports it and stops
     pb_worker_cfg_t bad = cfg;
     strcpy (bad.data_dir, "/proc/nonexistent/pb_worker");
