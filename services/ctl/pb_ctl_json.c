@@ -79,9 +79,19 @@ s_hex (const void *bytes, size_t size)
     return value;
 }
 
+//  A non-str map key is its JSON text, and a key inside such a key is
+//  escaped once more: bytes that nest maps as keys would grow their text
+//  twofold per level (found by the fuzzer: 32 levels of them). So a key's
+//  text is at most S_KEY_TEXT_MAX bytes (ASCII, cut with "..."), and keys
+//  nested S_KEY_DEPTH_MAX deep inside keys are shown as "...".
+#define S_KEY_TEXT_MAX  1024
+#define S_KEY_DEPTH_MAX 2
+
+static json_t *s_from_object (const msgpack_object *obj, int key_depth);
+
 //  A map key as the string JSON wants
 static char *
-s_key_text (const msgpack_object *key)
+s_key_text (const msgpack_object *key, int key_depth)
 {
     if (key->type == MSGPACK_OBJECT_STR) {
         char *text = (char *) malloc (key->via.str.size + 1);
@@ -90,19 +100,29 @@ s_key_text (const msgpack_object *key)
         text [key->via.str.size] = 0;
         return text;
     }
-    json_t *value = pb_ctl_json_from_object (key);
-    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (key_depth >= S_KEY_DEPTH_MAX)
+        return strdup ("...");
+    json_t *value = s_from_object (key, key_depth + 1);
+    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
     json_decref (value);
     if (text && *text == '"') {         //  bin or big uint: drop the quotes
         size_t len = strlen (text);
         memmove (text, text + 1, len - 2);
         text [len - 2] = 0;
     }
+    if (text && strlen (text) > S_KEY_TEXT_MAX)
+        strcpy (text + S_KEY_TEXT_MAX - 3, "...");
     return text;
 }
 
 json_t *
 pb_ctl_json_from_object (const msgpack_object *obj)
+{
+    return s_from_object (obj, 0);
+}
+
+static json_t *
+s_from_object (const msgpack_object *obj, int key_depth)
 {
     switch (obj->type) {
         case MSGPACK_OBJECT_NIL:
@@ -134,16 +154,16 @@ pb_ctl_json_from_object (const msgpack_object *obj)
             json_t *array = json_array ();
             for (uint32_t i = 0; i < obj->via.array.size; i++)
                 json_array_append_new (array,
-                    pb_ctl_json_from_object (&obj->via.array.ptr [i]));
+                    s_from_object (&obj->via.array.ptr [i], key_depth));
             return array;
         }
         case MSGPACK_OBJECT_MAP: {
             json_t *map = json_object ();
             for (uint32_t i = 0; i < obj->via.map.size; i++) {
-                char *key = s_key_text (&obj->via.map.ptr [i].key);
+                char *key = s_key_text (&obj->via.map.ptr [i].key, key_depth);
                 if (key)
                     json_object_set_new (map, key,
-                        pb_ctl_json_from_object (&obj->via.map.ptr [i].val));
+                        s_from_object (&obj->via.map.ptr [i].val, key_depth));
                 free (key);
             }
             return map;
@@ -250,6 +270,23 @@ pb_ctl_json_test (bool verbose)
     if (verbose)
         printf ("%s ", text);
     assert (!strcmp (text, "{\"abcd\":7,\"7\":65535,\"x\":\"18446744073709551615\"}"));
+    free (text);
+    json_decref (out);
+    //  Maps as keys of maps as keys, 31 deep: bounded text, not 2^31 (the
+    //  fuzzer's timeout)
+    uint8_t nested [64];
+    size_t n = 0;
+    for (int i = 0; i < 31; i++)
+        nested [n++] = 0x81;            //  31 maps, each the key of the one before
+    nested [n++] = 0x01;                //  innermost: {1: 1}
+    nested [n++] = 0x01;
+    for (int i = 0; i < 30; i++)
+        nested [n++] = 0x01;            //  the value of each enclosing pair
+    out = pb_ctl_json_from_bytes (nested, n, error, sizeof error);
+    assert (out);
+    text = json_dumps (out, JSON_COMPACT);
+    assert (text && strlen (text) < 4 * S_KEY_TEXT_MAX);
+    assert (strstr (text, "..."));
     free (text);
     json_decref (out);
     const uint8_t bad [] = { 0x92, 0x01 };
