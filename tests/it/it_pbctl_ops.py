@@ -447,6 +447,10 @@ def check_trace(ctl, journal, workers):
     for argv in (["trace"], ["trace", "0"], ["trace", "x"], ["trace", "1", "2"]):
         rc, out, err = ctl.run(*argv)
         assert rc == 2, (argv, rc, err)
+    # every worker of the chain agrees with its rebuild
+    for w in workers:
+        rc, out, err = ctl.json("rebuild", w.name, "--dir", w.store_dir)
+        assert rc == 0 and out[0]["result"] == "same", (w.name, rc, out, err[-500:])
 
 
 UPSTREAM = ("registry.", "nac.", "cpe.", "activity.")
@@ -751,11 +755,14 @@ def main():
         nac = system.Worker("nac", nac_binary, journal)
         activity = system.Worker("activity", system.find_worker(args.bin_dir, "activity"),
                                  journal)
+        cpe = system.Worker("cpe", system.find_worker(args.bin_dir, "cpe"), journal)
         try:
             nac.start()
             activity.start()
+            cpe.start()
             publish_file(ctl, REGISTRY)
             publish_file(ctl, DEMO)
+            system.wait_quiescent(journal, [nac, activity, cpe], timeout=60, stable=0.5)
             results.run("--help of every operator subcommand", check_help, ctl)
             results.run("ops.* on ingest only from src ops", check_ops_auth, ctl, journal)
             results.run("rebuild: usage and missing store", check_rebuild_usage, ctl, nac)
@@ -770,8 +777,9 @@ def main():
             results.run("quarantine list, show, redrive (fails again, then applied "
                         "as caused by the redrive); the rebuild agrees",
                         check_quarantine, ctl, journal, nac)
-            results.run("trace: causes and effects through nac and activity",
-                        check_trace, ctl, journal, [nac, activity])
+            results.run("trace: causes and effects through nac and activity; "
+                        "nac, activity and cpe agree with their rebuilds",
+                        check_trace, ctl, journal, [nac, activity, cpe])
             results.run("replay --since/--until and tail --since", check_replay_time,
                         ctl, journal)
             results.run("replay --to ENDPOINT: upstream events to another journal, "
@@ -794,6 +802,7 @@ def main():
         finally:
             nac.close()
             activity.close()
+            cpe.close()
     results.finish()
 
 
