@@ -25,6 +25,7 @@
 #include "pb_envelope.h"
 
 #include <sodium.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_BLOCK_EVENTS 1000             //  events of one block, at most
@@ -415,6 +416,12 @@ pb_ctl_export (int argc, char *argv [])
         return PB_CTL_EXIT_REFUSED;
     s_export_t self = { .first = 1, .progress = isatty (2) };
     bool exists = access (path, F_OK) == 0;
+    struct stat info;
+    if (exists && resume && stat (path, &info) == 0 && info.st_size == 0) {
+        //  Killed before the header was written: start it again
+        if (unlink (path) == 0)
+            exists = false;
+    }
     if (exists && !resume) {
         fprintf (stderr, "pbctl export: %s exists (--resume continues it)\n", path);
         return PB_CTL_EXIT_USAGE;

@@ -618,6 +618,11 @@ def check_export_import(ctl, journal, jbin, tmp):
     rc, out, err = ctl.json("export", cut, "--resume", "--to", str(n))
     assert rc == 0 and out[0]["from"] == 41, (rc, out, err)
     assert b"dropping from byte" in err, err
+    # an empty file (killed before its header) resumes from the start
+    empty = os.path.join(tmp, "empty.pbx")
+    open(empty, "wb").close()
+    rc, out, err = ctl.json("export", empty, "--resume", "--to", "10")
+    assert rc == 0 and out[0]["from"] == 1 and out[0]["through"] == 10, (rc, out, err)
     for name in (path, part, cut):
         with pbtest.Journal(jbin, log_name="pb-journal-import") as target:
             target.start()
