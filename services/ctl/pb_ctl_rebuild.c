@@ -465,9 +465,20 @@ pb_ctl_rebuild (int argc, char *argv [])
     bool swapped = false;
     uint64_t logged = 0;
     char error [300] = "";
+    if (self->through == 0) {
+        //  A store that applied nothing: its rebuild is an empty store
+        self->new_lines = zlistx_new ();
+        if (swap) {
+            fprintf (stderr, "pbctl rebuild: not swapped: the live store has applied "
+                     "nothing (start the worker: it catches up from the log)\n");
+            swap = false;
+            rc = PB_CTL_EXIT_REFUSED;
+        }
+    }
+    else
     if (s_run_worker (self, bin, config, &opts))
         rc = PB_CTL_EXIT_UNREACHABLE;
-    if (rc == 0) {
+    if (rc == 0 && !self->new_lines) {
         self->new_lines = s_dump (self->temp, pb_worker_dump);
         if (!self->new_lines)
             rc = PB_CTL_EXIT_REFUSED;

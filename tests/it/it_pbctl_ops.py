@@ -185,6 +185,17 @@ def check_rebuild_usage(ctl, nac):
         assert rc == 2, (argv, rc, err)
     rc, out, err = ctl.run("rebuild", "nac", "--dir", "/nonexistent/store")
     assert rc == 1 and b"no readable store" in err, (rc, err)
+    # a store that applied nothing (one key put by hand): nothing to rebuild
+    fresh = tempfile.mkdtemp(prefix="pb-empty-")
+    try:
+        mdb_put(fresh, "state", "by/hand", "c3")
+        rc, out, err = ctl.json("rebuild", "nac", "--dir", fresh)
+        assert rc == 1 and out[0]["through"] == 0 and out[0]["key"] == "by/hand", (rc, out, err)
+        assert out[0]["cause"] is None and out[0]["rebuilt"] is None, out
+        rc, out, err = ctl.run("rebuild", "nac", "--dir", fresh, "--swap")
+        assert rc == 1 and b"applied nothing" in err, (rc, err)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     rc, out, err = ctl.run("rebuild", "--help")
     assert rc == 0 and b"Usage: pbctl rebuild" in out and b"Exit codes" in out
 
