@@ -454,12 +454,16 @@ static bool
 s_raw_item_checked (const uint8_t *p, const uint8_t *end, size_t *head,
                     size_t *payload, uint64_t *items)
 {
-    uint8_t padded [9] = { 0 };
     size_t avail = (size_t) (end - p);
-    if (avail == 0)
-        return false;
-    memcpy (padded, p, avail < sizeof padded? avail: sizeof padded);
-    s_raw_item (padded, head, payload, items);
+    if (avail >= 9)
+        s_raw_item (p, head, payload, items);  //  A header is at most 9 bytes
+    else {
+        uint8_t padded [9] = { 0 };
+        if (avail == 0)
+            return false;
+        memcpy (padded, p, avail);
+        s_raw_item (padded, head, payload, items);
+    }
     return *head <= avail && *payload <= avail - *head;
 }
 
@@ -496,7 +500,11 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
             if (!s_raw_item_checked (p, end, &head, &payload, &items))
                 return false;
             if (first && is_seq) {
-                if (!(p [0] <= 0x7f || (p [0] >= 0xcc && p [0] <= 0xcf)))
+                //  A uint as msgpack-c reads one: unsigned encodings, or a
+                //  signed one (0xd0..0xd3) holding a value >= 0
+                bool is_signed = p [0] >= 0xd0 && p [0] <= 0xd3;
+                if (!(p [0] <= 0x7f || (p [0] >= 0xcc && p [0] <= 0xcf) || is_signed)
+                ||  (is_signed && (p [1] & 0x80)))
                     return false;
                 uint64_t v = 0;
                 if (p [0] <= 0x7f)
@@ -665,6 +673,10 @@ pb_envelope_test (bool verbose)
     assert (!pb_envelope_peek_seq ("\xdf\xff\xff\xff\xff", 5, &peeked, &peek_type, &peek_type_len));
     assert (!pb_envelope_peek_seq ("\x82\xa3seq\xa1x\xa4type\xa1t", 13, &peeked,
                                    &peek_type, &peek_type_len));
+    assert (pb_envelope_peek_seq ("\x81\xa3seq\xd1\x01\x02", 8, &peeked, &peek_type,
+                                  &peek_type_len) && peeked == 0x102);
+    assert (!pb_envelope_peek_seq ("\x81\xa3seq\xd0\xff", 7, &peeked, &peek_type,
+                                   &peek_type_len));
     assert (pb_envelope_peek_seq ("\x81\xa3seq\x07", 6, &peeked, &peek_type, &peek_type_len));
     assert (peeked == 7 && peek_type == NULL && peek_type_len == 0);
     //  A stored event is not accepted from a producer, nor under another type

@@ -53,6 +53,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         type_len = strlen (type);
     }
     assert (env == NULL || env->type_index >= 0);
+    //  The workers' cheap peek reads the same untrusted bytes: in bounds,
+    //  and on a decodable stored envelope it agrees with the decoder
+    uint64_t peek_seq = 0;
+    const char *peek_type = NULL;
+    size_t peek_type_len = 0;
+    bool peeked = pb_envelope_peek_seq (bytes, bytes_size, &peek_seq, &peek_type,
+                                        &peek_type_len);
+    assert (!env || (peeked && peek_seq == env->seq && peek_type_len == env->type_len
+                     && memcmp (peek_type, env->type, env->type_len) == 0));
 
     pb_envelope_t *ingest = NULL;
     pb_nak_t nak = pb_envelope_decode (type, type_len, bytes, bytes_size,
