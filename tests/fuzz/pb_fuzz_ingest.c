@@ -63,7 +63,9 @@ int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
     zsys_init ();
-    zsys_set_logstream (NULL);
+    //  The journal's log only when asked (PB_FUZZ_LOG=1): a fuzzer that
+    //  finds a hang needs it
+    zsys_set_logstream (getenv ("PB_FUZZ_LOG")? stderr: NULL);
     zsys_set_logsystem (false);
     zsys_handler_set (NULL);
     //  After zsys_init: at exit this runs before czmq's own shutdown
@@ -88,8 +90,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     s_fixture->fuzzer = pb_sock_new (ZMQ_DEALER, ">inproc://pb_fuzz_ingest", NULL);
     s_fixture->good = pb_sock_new (ZMQ_DEALER, ">inproc://pb_fuzz_ingest", NULL);
     assert (s_fixture->fuzzer && s_fixture->good);
-    zsock_set_rcvtimeo (s_fixture->fuzzer, S_REPLY_TIMEOUT);
-    zsock_set_rcvtimeo (s_fixture->good, S_REPLY_TIMEOUT);
+    const char *timeout = getenv ("PB_FUZZ_REPLY_TIMEOUT");     //  ms
+    int ms = timeout? atoi (timeout): S_REPLY_TIMEOUT;
+    zsock_set_rcvtimeo (s_fixture->fuzzer, ms);
+    zsock_set_rcvtimeo (s_fixture->good, ms);
     snprintf (s_fixture->src, sizeof s_fixture->src, "good-%08x", (unsigned) getpid ());
     return 0;
 }
