@@ -26,7 +26,7 @@
 #include "pb_wire.h"
 
 #define S_FRAMES_MAX 16
-#define S_REPLY_TIMEOUT 10000           //  ms: a hang is a failure
+#define S_REPLY_TIMEOUT 30000           //  ms: a hang is a failure
 
 typedef struct {
     pb_journal_cfg_t cfg;               //  the journal's configuration
