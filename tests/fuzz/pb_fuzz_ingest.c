@@ -17,6 +17,8 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <pthread.h>
+#include <signal.h>
 #include <msgpack.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +64,19 @@ s_fixture_destroy (void)
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
+    //  libFuzzer's SIGALRM (its -timeout watchdog, every timeout/2 + 1 s)
+    //  must never reach the journal's threads: a signal with a handler
+    //  interrupts the actor's zmq_poll, and zloop ends on EINTR as on $TERM
+    //  (without czmq's handler nothing says it was not one). That was the
+    //  "journal stall": the actor had stopped. So every thread created from
+    //  here (ZeroMQ's, the actor, its committer) starts with the fuzzer's
+    //  signals blocked, and only this thread takes them.
+    sigset_t fuzzer_signals, previous;
+    sigemptyset (&fuzzer_signals);
+    sigaddset (&fuzzer_signals, SIGALRM);
+    sigaddset (&fuzzer_signals, SIGUSR1);
+    sigaddset (&fuzzer_signals, SIGUSR2);
+    pthread_sigmask (SIG_BLOCK, &fuzzer_signals, &previous);
     zsys_init ();
     //  The journal's log only when asked (PB_FUZZ_LOG=1): a fuzzer that
     //  finds a hang needs it
@@ -84,6 +99,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     assert (mkdtemp (s_fixture->cfg.data_dir));
     s_fixture->journal = zactor_new (pb_journal_actor, &s_fixture->cfg);
     assert (s_fixture->journal);
+    pthread_sigmask (SIG_SETMASK, &previous, NULL);
     rc = -1;
     zsock_recv (s_fixture->journal, "i", &rc);
     assert (rc == 0);
@@ -103,7 +119,11 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 static uint64_t
 s_reply (zsock_t *socket)
 {
+    //  The watchdog's SIGALRM lands on this thread: a wait it interrupts
+    //  goes on
     zmsg_t *reply = zmsg_recv (socket);
+    while (!reply && zmq_errno () == EINTR)
+        reply = zmsg_recv (socket);
     assert (reply);                     //  A hang or a lost reply
     assert (zmsg_size (reply) == 2);
     zframe_t *kind = zmsg_first (reply);
