@@ -63,8 +63,14 @@ s_get_partners (const msgpack_object *map, pb_activity_record_t *rec)
 }
 
 //  --------------------------------------------------------------------------
-//  Load the record; every string is copied into *rec, because a loaded
-//  object may point into LMDB pages that a later put rewrites.
+//  Load the record; every string is copied into *rec before anything else
+//  touches the store, because the bytes are LMDB's and a put may rewrite
+//  their page. Decoded into slots on the stack, not with pb_apply_load:
+//  that keeps each loaded object in the event's zone until the event ends,
+//  and a policy change loads every activity in one event (the zone grew to
+//  megabytes with the number of activities, and malloc kept them).
+
+#define S_RECORD_SLOTS 256              //  a record: 12 pairs and <= 64 partners
 
 int
 pb_activity_record_load (pb_apply_t *ctx, const char *id,
@@ -73,10 +79,20 @@ pb_activity_record_load (pb_apply_t *ctx, const char *id,
     assert (ctx && id && rec);
     char key [S_KEY_MAX];
     pb_apply_join (key, sizeof key, "act/", id, NULL);
-    //  One lookup: the probe for absence runs only when the load failed
-    const msgpack_object *map = pb_apply_load (ctx, key);
-    if (!map && !pb_apply_get (ctx, key, NULL))
+    size_t size = 0;
+    const void *bytes = pb_apply_get (ctx, key, &size);
+    if (!bytes)
         return PB_ENOTFOUND;            //  (a store failure is kept by ctx)
+    //  Bounded like untrusted input: a damaged record is poison, not a crash
+    const pb_limits_t limits = { 1048576, 8, 1024, 65536 };
+    msgpack_object slots [S_RECORD_SLOTS], root;
+    size_t slot_count = 0;
+    const msgpack_object *map = NULL;
+    if (pb_msgpack_check_objects (bytes, size, &limits, &slot_count, NULL, 0) == 0
+    &&  slot_count <= S_RECORD_SLOTS) {
+        pb_msgpack_unpack_checked (bytes, size, slots, slot_count, &root);
+        map = &root;
+    }
     memset (rec, 0, sizeof *rec);
     pb_apply_join (rec->id, sizeof rec->id, id, NULL);
     if (!map || map->type != MSGPACK_OBJECT_MAP
