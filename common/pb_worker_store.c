@@ -1387,9 +1387,12 @@ pb_worker_event_read (pb_worker_event_t *event, const pb_rules_t *rules,
     uint64_t seq = 0;
     const char *peek_type = NULL;
     size_t peek_type_len = 0;
-    bool peeked = pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len);
-    //  Most of the log is not for this worker: peek, do not decode. The
-    //  type frame of the fanout, when there is one, must agree.
+    //  Most of the log is not for this worker: peek, do not decode. With
+    //  the fanout's type frame, an event for the rules is decoded without
+    //  a peek first (the decoder checks the frame against the envelope);
+    //  a skipped one must carry that same type.
+    bool peeked = (!type || s_skips (rules, type, type_len))
+               && pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len);
     if (peeked && peek_type
     &&  (!type || (type_len == peek_type_len && memcmp (type, peek_type, type_len) == 0))
     &&  s_skips (rules, peek_type, peek_type_len)) {
@@ -1405,6 +1408,8 @@ pb_worker_event_read (pb_worker_event_t *event, const pb_rules_t *rules,
     }
     //  Undecodable (a newer catalogue, a bug): quarantined under the seq
     //  the bounded peek found, if any
+    if (!peeked)
+        peeked = pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len);
     event->seq = peeked? seq: 0;
     const char *name = type? type: peek_type;
     size_t name_len = type? type_len: peek_type_len;
