@@ -26,6 +26,14 @@ void
 pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
                const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE])
 {
+    pb_chain_next_split (prev, seq, record, size, NULL, 0, out);
+}
+
+void
+pb_chain_next_split (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+                     const void *head, size_t head_size,
+                     const void *tail, size_t tail_size, uint8_t out [PB_CHAIN_SIZE])
+{
     uint8_t seq_bytes [8];
     for (int i = 0; i < 8; i++)
         seq_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
@@ -33,7 +41,9 @@ pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
     crypto_generichash_init (&state, NULL, 0, PB_CHAIN_SIZE);
     crypto_generichash_update (&state, prev, PB_CHAIN_SIZE);
     crypto_generichash_update (&state, seq_bytes, sizeof seq_bytes);
-    crypto_generichash_update (&state, (const unsigned char *) record, size);
+    crypto_generichash_update (&state, (const unsigned char *) head, head_size);
+    if (tail_size)
+        crypto_generichash_update (&state, (const unsigned char *) tail, tail_size);
     crypto_generichash_final (&state, out, PB_CHAIN_SIZE);
 }
 
@@ -340,6 +350,13 @@ pb_chain_test (bool verbose)
     assert (memcmp (a, b, PB_CHAIN_SIZE) != 0);
     pb_chain_next (a, 2, "x", 1, b);
     pb_chain_next (a, 2, "x", 1, a);    //  out may be prev
+    //  A record in two pieces hashes as the whole
+    uint8_t whole [PB_CHAIN_SIZE], split [PB_CHAIN_SIZE];
+    pb_chain_next (zero, 7, "head+tail", 9, whole);
+    pb_chain_next_split (zero, 7, "head", 4, "+tail", 5, split);
+    assert (memcmp (whole, split, PB_CHAIN_SIZE) == 0);
+    pb_chain_next_split (zero, 7, "head+tail", 9, NULL, 0, split);
+    assert (memcmp (whole, split, PB_CHAIN_SIZE) == 0);
     assert (memcmp (a, b, PB_CHAIN_SIZE) == 0);
 
     char path [] = "/tmp/pb_chain_test.XXXXXX";

@@ -40,6 +40,16 @@ void
     pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
                    const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE]);
 
+//  The same hash for a record given in two pieces, 'head' then 'tail'
+//  (the journal hashes [type length][type] and the envelope where they
+//  lie, before they are copied into the log). 'tail' may be NULL if
+//  'tail_size' is 0.
+void
+    pb_chain_next_split (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+                         const void *head, size_t head_size,
+                         const void *tail, size_t tail_size,
+                         uint8_t out [PB_CHAIN_SIZE]);
+
 //  What pb_chain_verify found
 typedef enum {
     PB_CHAIN_INTACT,                    //  every record and the anchor agree

@@ -56,6 +56,10 @@ typedef struct {
     uint64_t seq;                       //  APPENDED or DUPLICATE: where
     uint8_t *stored;                    //  APPENDED: stored envelope (owned)
     size_t stored_size;
+    int64_t ts;                         //  its ts, once 'stored' is built
+    pb_log_ahead_t ahead;               //  its chain hash made by the actor;
+                                        //  ahead.seq 0: none, stored is
+                                        //  built by the committer
     int64_t tick_now;                   //  FROM_TICK/CONTROL: the now
     //  FROM_IMPORT: the event as the other log stored it; 'type' and
     //  'body' hold its producer's form, admitted as any other
@@ -93,6 +97,14 @@ typedef struct {
     bool in_flight;                     //  the committer holds 'flight' and the log
     pb_journal_entry_t *flight;         //  the other buffer, while in flight (borrowed)
     size_t flight_count;                //  its entries
+    //  Records built ahead (s_build_ahead): while a batch commits, the
+    //  actor builds the next one's stored envelopes and chain hashes for
+    //  the seqs it expects them to get
+    bool flight_ahead;                  //  'flight' was built ahead, up to:
+    uint64_t ahead_next;                //  the seq after its last record
+    uint8_t ahead_chain [PB_CHAIN_SIZE];//  h(ahead_next - 1)
+    uint64_t entries_from;              //  'entries' was built from this seq
+    uint8_t entries_prev [PB_CHAIN_SIZE];   //  after this hash
     //  Replay
     zlistx_t *sessions;                 //  of pb_journal_session_t (owned)
     int pump_timer;                     //  zero-delay timer id, or -1

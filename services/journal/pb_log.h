@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pb_chain.h"
 #include "pb_error.h"
 
 typedef struct _pb_log_t pb_log_t;
@@ -118,6 +119,28 @@ int
     pb_log_lookup (pb_log_t *self, const pb_log_key_t *key, uint64_t *seq_p,
                    uint8_t digest [PB_LOG_DIGEST_SIZE]);
 
+//  A record's chain hash computed ahead of its batch, by whoever built
+//  the record (the journal actor, while the batch before it commits), for
+//  the seq and previous hash it expected. pb_log_append takes it only if
+//  both are what the log has then; otherwise it hashes the record itself.
+typedef struct {
+    uint64_t seq;                       //  the seq the record was built for
+    uint8_t prev [PB_CHAIN_SIZE];       //  h(seq - 1) it was hashed after
+    uint8_t chain [PB_CHAIN_SIZE];      //  h(seq)
+} pb_log_ahead_t;
+
+//  Fill 'ahead' for the record of 'type' and stored envelope 'bytes' at
+//  'seq' after 'prev'. Touches no log: any thread may call it.
+void
+    pb_log_hash_ahead (uint64_t seq, const uint8_t prev [PB_CHAIN_SIZE],
+                       const char *type, size_t type_len,
+                       const void *bytes, size_t size, pb_log_ahead_t *ahead);
+
+//  Out of a batch: h(head), the committed chain's last hash (zeros for
+//  an empty log)
+void
+    pb_log_chain (pb_log_t *self, uint8_t chain [PB_CHAIN_SIZE]);
+
 //  In a batch: append the stored envelope 'bytes' of type 'type' at
 //  pb_log_next_seq () and index it under 'key' with 'digest', unless the
 //  index already has 'key' (this batch's appends included): then nothing
@@ -131,7 +154,7 @@ int
     pb_log_append (pb_log_t *self, const pb_log_key_t *key,
                    const uint8_t digest [PB_LOG_DIGEST_SIZE],
                    const char *type, size_t type_len,
-                   const void *bytes, size_t size,
+                   const void *bytes, size_t size, const pb_log_ahead_t *ahead,
                    uint64_t *seq_p, uint8_t found [PB_LOG_DIGEST_SIZE]);
 
 //  In a batch: set the log time (on appending a sys.tick). Returns as
