@@ -582,8 +582,10 @@ s_wait_committed (pb_journal_t *self, int *rc_p)
     return 0;
 }
 
-int
-pb_journal_settle (pb_journal_t *self)
+//  Answer the batch in flight, if any. Returns 0, or -1 after a fatal
+//  log error.
+static int
+s_settle_flight (pb_journal_t *self)
 {
     if (!self->in_flight)
         return 0;
@@ -593,17 +595,58 @@ pb_journal_settle (pb_journal_t *self)
     return s_batch_finish (self, self->flight, self->flight_count, rc);
 }
 
+//  Nothing in flight: hand the admitted entries in hand (ticks that came
+//  while a batch committed) to the committer, built from the log as it is
+static void
+s_kick (pb_journal_t *self)
+{
+    if (self->in_flight || self->entry_count == 0)
+        return;
+    uint8_t chain [PB_CHAIN_SIZE];
+    pb_log_chain (self->log, chain);
+    s_build_ahead (self, pb_log_head (self->log) + 1, chain);
+    s_dispatch (self);
+    self->flight_ahead = true;
+}
+
+int
+pb_journal_settle (pb_journal_t *self)
+{
+    if (s_settle_flight (self))
+        return -1;
+    if (self->entry_count) {
+        s_kick (self);
+        if (s_settle_flight (self))
+            return -1;
+    }
+    //  Every tick admitted is in the log now, or was refused
+    self->now_ahead = pb_log_now (self->log);
+    return 0;
+}
+
 //  Admit, store, answer, fan out the entries in hand, and wait for all of
-//  it (ticks and control). Returns 0, or -1 after a fatal log error.
+//  it (an IMPORT). Returns 0, or -1 after a fatal log error.
 int
 pb_journal_batch_run (pb_journal_t *self)
 {
-    if (pb_journal_settle (self))
+    if (s_settle_flight (self))
         return -1;
     for (size_t i = 0; i < self->entry_count; i++)
         s_admit (self, &self->entries [i]);
     s_dispatch (self);
     return pb_journal_settle (self);
+}
+
+int
+pb_journal_tick_enqueue (pb_journal_t *self)
+{
+    pb_journal_entry_t *entry = &self->entries [self->entry_count];
+    s_admit (self, entry);
+    self->entry_count++;
+    if (entry->result == PB_JOURNAL_APPENDED && entry->tick_now > self->now_ahead)
+        self->now_ahead = entry->tick_now;
+    s_kick (self);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -756,7 +799,10 @@ s_on_committed (zloop_t *loop, zsock_t *reader, void *arg)
     //  s_on_ingest may have taken the answer in this same loop turn
     if (!self->in_flight || !(zsock_events (reader) & ZMQ_POLLIN))
         return 0;
-    return pb_journal_settle (self);
+    if (s_settle_flight (self))
+        return -1;
+    s_kick (self);                      //  Ticks that came meanwhile
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -803,12 +849,13 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     //  Group commit: take what is already queued, up to the bounds, so
     //  that one sync covers many producers; never wait for more
     size_t bytes = 0;
+    size_t first = self->entry_count;  //  Ticks in hand, already admitted
     while (self->entry_count < (size_t) self->cfg->batch_max && bytes < S_BATCH_BYTES) {
         if (s_receive (self, &self->entries [self->entry_count], &bytes))
             break;
         self->entry_count++;
     }
-    if (self->entry_count == 0)
+    if (self->entry_count == first)
         return 0;
     //  Admit while the committer syncs the previous batch. Once that one
     //  is durable, hand this one over first and answer and fan out that
@@ -816,7 +863,7 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     //  sync instead of delaying it. The previous batch's buffer is the
     //  one s_dispatch makes the receiving buffer: it is answered and
     //  released before anything is received into it.
-    for (size_t i = 0; i < self->entry_count; i++)
+    for (size_t i = first; i < self->entry_count; i++)
         s_admit (self, &self->entries [i]);
     bool previous = self->in_flight;
     //  Built ahead from where the batch in flight will leave the log, if
@@ -990,6 +1037,7 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
         assert (self->loop);
         self->committer = zactor_new (s_committer, self);
         assert (self->committer);
+        self->now_ahead = pb_log_now (self->log);
         rc = pb_journal_replay_start (self);
     }
     if (rc == 0) {

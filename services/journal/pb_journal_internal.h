@@ -103,6 +103,8 @@ typedef struct {
     bool flight_ahead;                  //  'flight' was built ahead, up to:
     uint64_t ahead_next;                //  the seq after its last record
     uint8_t ahead_chain [PB_CHAIN_SIZE];//  h(ahead_next - 1)
+    int64_t now_ahead;                  //  log time once the ticks in hand
+                                        //  and in flight are in the log
     uint64_t entries_from;              //  'entries' was built from this seq
     uint8_t entries_prev [PB_CHAIN_SIZE];   //  after this hash
     //  Replay
@@ -156,8 +158,8 @@ int
     pb_journal_batch_run (pb_journal_t *self);
 
 //  Wait for the batch the committer holds, if any, then answer it and fan
-//  it out: afterwards the log is the actor's again. Every handler that
-//  reads the log calls this first. Returns 0, or -1 after a fatal log
+//  it out, and do the same for the ticks in hand: afterwards the log is
+//  the actor's again. Every handler that reads the log calls this first. Returns 0, or -1 after a fatal log
 //  error (self->exit_rc set; the loop must stop).
 int
     pb_journal_settle (pb_journal_t *self);
@@ -176,12 +178,18 @@ int
 int64_t
     pb_journal_clock (pb_journal_t *self);
 
-//  Append a sys.tick with 'now' through the commit path. For a control
-//  TICK, 'identity' (borrowed) names the replay client that gets TICKED or
-//  ERROR. Returns 0 (or 'unavailable' answered), or -1 after a fatal log
+//  Append a sys.tick with 'now' through the commit path: it joins the
+//  batch in hand, and is answered and fanned out after its commit, without
+//  the actor waiting for it. For a control TICK, 'identity' (borrowed)
+//  names the replay client that gets TICKED or ERROR. Returns 0 (or 'unavailable' answered), or -1 after a fatal log
 //  error (self->exit_rc set; the loop must stop).
 int
     pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity);
+
+//  Admit the tick just built at entries [entry_count] into the batch in
+//  hand, and dispatch it if the committer is free. Returns 0.
+int
+    pb_journal_tick_enqueue (pb_journal_t *self);
 
 //  Metrics (pb_journal_metrics.c): open the server of journal/metrics
 //  (none if empty; returns 0 or PB_EIO, logged), close it; count a

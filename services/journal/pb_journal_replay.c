@@ -351,9 +351,10 @@ s_on_tick_command (pb_journal_t *self, zframe_t *identity, zframe_t *body)
         pb_journal_send_error (self, id, id_size, PB_WIRE_NOT_MANUAL,
                                "TICK: the journal's clock is automatic (journal/clock)");
     else
-    if (now < pb_log_now (self->log)) {
+    if (now < self->now_ahead) {
+        //  The log time once the ticks in hand and in flight are in
         snprintf (error, sizeof error, "TICK.now: %" PRId64 " is below the log time %" PRId64,
-                  now, pb_log_now (self->log));
+                  now, self->now_ahead);
         pb_journal_send_error (self, id, id_size, PB_WIRE_BACKWARDS, error);
     }
     else {
@@ -485,12 +486,19 @@ int
 pb_journal_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
-    if (pb_journal_settle (self))       //  The log is ours again
-        return -1;
     for (int i = 0; i < S_DRAIN_MAX && (zsock_events (reader) & ZMQ_POLLIN); i++) {
         zmsg_t *msg = zmsg_recv (reader);
         if (!msg)
             return -1;                  //  Interrupted
+        //  A TICK joins the batch in hand and needs no log; every other
+        //  command reads it or writes it: the log is ours again first
+        zframe_t *command = zmsg_next (msg);
+        bool tick = command && pb_wire_command (zframe_data (command), zframe_size (command))
+                               == PB_WIRE_TICK;
+        if (!tick && pb_journal_settle (self)) {
+            zmsg_destroy (&msg);
+            return -1;
+        }
         int rc = s_command (self, msg);
         zmsg_destroy (&msg);
         if (rc)

@@ -3,9 +3,10 @@
     and on TICK), the fanout heartbeat, LMDB reader checks, and the
     once-a-second aggregated warnings
 
-    A tick is an event like any other: it goes through the same batch and
-    commit path as ingest (pb_journal_batch_run), so it is durable before
-    TICKED is sent and fanned out in seq order. Its id derives from its
+    A tick is an event like any other: it joins the batch in hand, after
+    what ingest delivered before it, and goes through the same commit path
+    (the committer is never waited for on its account), so it is durable
+    before TICKED is sent and fanned out in seq order. Its id derives from its
     now, so the same tick twice is one event (a TICK equal to the log time
     answers the existing seq), and log time never goes backwards.
     =========================================================================
@@ -18,8 +19,10 @@
 int
 pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity)
 {
-    assert (self->entry_count == 0);    //  Never inside an ingest batch
-    pb_journal_entry_t *entry = &self->entries [0];
+    //  Room for one more in hand: past batch_max, commit what is there
+    if (self->entry_count >= (size_t) self->cfg->batch_max && pb_journal_settle (self))
+        return -1;
+    pb_journal_entry_t *entry = &self->entries [self->entry_count];
     entry->origin = identity? PB_JOURNAL_FROM_CONTROL: PB_JOURNAL_FROM_TICK;
     entry->frames = 2;
     entry->tick_now = now;
@@ -51,24 +54,21 @@ pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity)
     zmq_msg_init_size (&entry->body, buffer.size);
     memcpy (zmq_msg_data (&entry->body), buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
-    self->entry_count = 1;
-    return pb_journal_batch_run (self);
+    return pb_journal_tick_enqueue (self);
 }
 
 int
 pb_journal_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
-    if (pb_journal_settle (self))       //  The log is ours again
-        return -1;
     int64_t now = pb_journal_clock (self);
-    if (now <= pb_log_now (self->log)) {
+    if (now <= self->now_ahead) {
         //  Log time never goes backwards, and a tick never repeats a now:
         //  wait for the clock to pass it
-        if (!self->tick_skipped && now < pb_log_now (self->log))
+        if (!self->tick_skipped && now < self->now_ahead)
             zsys_warning ("journal: clock is behind log time, ticks paused "
-                          "clock=%" PRId64 " log_time=%" PRId64, now, pb_log_now (self->log));
-        self->tick_skipped = now < pb_log_now (self->log);
+                          "clock=%" PRId64 " log_time=%" PRId64, now, self->now_ahead);
+        self->tick_skipped = now < self->now_ahead;
         return 0;
     }
     self->tick_skipped = false;

@@ -32,6 +32,7 @@
 typedef struct {
     uint64_t seq;                       //  of the event or tick
     double sent;                        //  when it left the publisher
+    double acked;                       //  when its ACK or TICKED came back
 } s_sent_t;
 
 typedef struct {
@@ -150,7 +151,7 @@ s_record (s_publisher_t *self, uint64_t seq, double sent)
                                            self->done_capacity * sizeof (s_sent_t));
         assert (self->done);
     }
-    self->done [self->done_count++] = (s_sent_t) { seq, sent };
+    self->done [self->done_count++] = (s_sent_t) { seq, sent, s_now () };
 }
 
 //  Take one reply (blocking if 'wait'). Returns 0, 1 if none was there,
@@ -262,7 +263,7 @@ s_percentile (const double *sorted, size_t count, double p)
 static const s_sent_t *
 s_find (const s_sent_t *done, size_t count, uint64_t seq)
 {
-    s_sent_t key = { seq, 0 };
+    s_sent_t key = { seq, 0, 0 };
     return (const s_sent_t *) bsearch (&key, done, count, sizeof key, s_sent_cmp);
 }
 
@@ -409,6 +410,24 @@ main (int argc, char *argv [])
             direct? latency [direct - 1]: NAN);
     printf ("    end to end: %.0f steps/s (first send .. last notification, %.2fs)\n",
             (double) index / span, span);
+    //  The two legs: the cause's own commit (send .. its ACK), then the
+    //  worker, the notification's commit and the fanout (ACK .. arrival)
+    double *leg = (double *) malloc ((subscriber.count + 1) * sizeof (double));
+    size_t legs = 0;
+    for (size_t i = 0; i < subscriber.count; i++) {
+        const s_sent_t *sent = s_find (pub.done, pub.done_count, subscriber.notes [i].cause);
+        if (sent) {
+            latency [legs] = (sent->acked - sent->sent) * 1000.0;
+            leg [legs++] = (subscriber.notes [i].arrived - sent->acked) * 1000.0;
+        }
+    }
+    qsort (latency, legs, sizeof (double), s_double_cmp);
+    qsort (leg, legs, sizeof (double), s_double_cmp);
+    printf ("    legs: send .. cause ACKed p50 %.2f ms, p99 %.2f ms; cause ACKed .. "
+            "notification p50 %.2f ms, p99 %.2f ms\n",
+            s_percentile (latency, legs, 50), s_percentile (latency, legs, 99),
+            s_percentile (leg, legs, 50), s_percentile (leg, legs, 99));
+    free (leg);
     //  By type: where the tail comes from
     for (int k = 0; k < subscriber.type_count; k++) {
         size_t n = 0;
