@@ -193,9 +193,10 @@ class Scenario:
     has no valid date), which a worker must quarantine, not crash on."""
 
     def __init__(self, seed=1, count=20000, reference=None, edge=True,
-                 tick_weight=7.0):
+                 tick_weight=7.0, tick_ms=None):
         self.rng = random.Random(seed)
         self.tick_weight = tick_weight
+        self.tick_ms = tick_ms
         self.count = count
         self.steps = []
         self.now = START_MS
@@ -226,9 +227,14 @@ class Scenario:
         self.steps.append(("event", type_, data))
 
     def tick(self, days=None):
-        if days is None:
-            days = self.rng.choice([1, 1, 1, 2, 2, 3])
-        self.now += days * DAY_MS + self.rng.randrange(0, 3600000)
+        if days is None and self.tick_ms:
+            #  Log time at a live service's pace: a fixed step, no jitter
+            days = self.tick_ms / DAY_MS
+            self.now += self.tick_ms
+        else:
+            if days is None:
+                days = self.rng.choice([1, 1, 1, 2, 2, 3])
+            self.now += days * DAY_MS + self.rng.randrange(0, 3600000)
         self.steps.append(("tick", self.now))
         self.deadlines_due()
         #  Reference data moves with time, not with traffic: a policy
@@ -377,8 +383,9 @@ class Scenario:
                 self.ev_edge()
             self.rng.choices(fns, weights)[0]()
         #  Finally, two years and a half of quiet days: every term, review
-        #  period and silence deadline still running comes due
-        for _ in range(30):
+        #  period and silence deadline still running comes due (not at a
+        #  live pace, where time passes as it would)
+        for _ in range(0 if self.tick_ms else 30):
             self.tick(30)
 
     # -- activities and feedback -------------------------------------------
@@ -881,11 +888,14 @@ class Envelopes:
 
 
 def generate(seed=1, count=20000, reference=None, edge=True,
-             tick_weight=7.0):
+             tick_weight=7.0, tick_ms=None):
     """The steps of Scenario (seed, count, ...). 'tick_weight' sets how
     often time moves (7: about one step in nine is a tick; a benchmark
-    that must not wait on TICK round trips uses less)."""
-    return Scenario(seed, count, reference, edge, tick_weight).steps
+    that must not wait on TICK round trips uses less). 'tick_ms': each
+    tick moves log time by that much (a live service's pace: the journal
+    ticks once a second), instead of one to three days; reference changes
+    that come per simulated day become as rare as they are live."""
+    return Scenario(seed, count, reference, edge, tick_weight, tick_ms).steps
 
 
 def mix(steps):
