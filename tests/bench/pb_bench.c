@@ -8,6 +8,9 @@
       - the ACK latency of a well-behaved producer while another floods
         the journal with malformed messages;
       - the journal's peak memory (VmHWM of --pid);
+      - with --replay, pipelined ingest while whole-log replays run
+        (flow-controlled), their rate, and the journal's resident memory
+        meanwhile;
     and, in the same run, the ceilings these figures are compared with:
       - raw LMDB batched append rate with sync (batches of 1000 values of
         the event size, in a temporary directory);
@@ -33,6 +36,7 @@
 #include <unistd.h>
 
 #include "pb_sock.h"
+#include "pb_wire.h"
 
 #define S_MAX_CONFIGS 16
 
@@ -49,6 +53,8 @@ typedef struct {
     long zmq_events;            //  raw ZeroMQ ceiling: requests
     long flood_bad;             //  malformed messages of the flood
     long flood_good;            //  good events sent one at a time meanwhile
+    const char *replay;         //  journal replay endpoint, or NULL (borrowed)
+    int replays;                //  replay clients during the replay run
     const char *tmp;            //  where the LMDB ceiling writes
     char run_id [32];           //  makes ids unique across runs
 } s_opts_t;
@@ -478,13 +484,116 @@ s_row (const char *what, int producers, int window, const s_figures_t *fig,
     fflush (stdout);
 }
 
+//  --------------------------------------------------------------------------
+//  Replay while ingest runs: whole-log readers with flow control (credit),
+//  and the journal's resident memory sampled meanwhile
+
+typedef struct {
+    const char *endpoint;       //  replay endpoint (borrowed)
+    uint64_t to;                //  last seq to read
+    long events;                //  events received
+    double seconds;             //  REPLAY .. END
+    int rc;                     //  0, or -1 on a timeout or an ERROR
+} s_replayer_t;
+
+static void *
+s_replayer_run (void *arg)
+{
+    s_replayer_t *self = (s_replayer_t *) arg;
+    char endpoint [300];
+    snprintf (endpoint, sizeof endpoint, ">%s", self->endpoint);
+    zsock_t *sock = pb_sock_new (ZMQ_DEALER, endpoint, NULL);
+    assert (sock);
+    zsock_set_rcvtimeo (sock, 30000);
+    void *handle = zsock_resolve (sock);
+    uint8_t map [PB_WIRE_REQUEST_MAX];
+    size_t size = 0;
+    int rc = pb_wire_replay_encode (1, self->to, NULL, 0, 4, map, sizeof map, &size);
+    assert (rc == 0);
+    double start = s_now ();
+    zmq_send (handle, "REPLAY", 6, ZMQ_SNDMORE);
+    zmq_send (handle, map, size, 0);
+    rc = pb_wire_credit_encode (1, map, sizeof map, &size);
+    assert (rc == 0);
+    self->rc = -1;
+    while (true) {
+        zmsg_t *msg = zmsg_recv (sock);
+        if (!msg) {
+            fprintf (stderr, "pb_bench: replay: no answer in 30 s after %ld events\n",
+                     self->events);
+            break;
+        }
+        zframe_t *command = zmsg_first (msg);
+        bool events = zframe_streq (command, "EVENTS");
+        bool end = zframe_streq (command, "END");
+        if (events) {
+            self->events += (long) zmsg_size (msg) - 1;
+            zmq_send (handle, "CREDIT", 6, ZMQ_SNDMORE);
+            zmq_send (handle, map, size, 0);
+        }
+        zmsg_destroy (&msg);
+        if (end)
+            self->rc = 0;
+        if (!events)
+            break;
+    }
+    self->seconds = s_now () - start;
+    zsock_destroy (&sock);
+    return NULL;
+}
+
+typedef struct {
+    int pid;
+    volatile int running;
+    long peak_kb;               //  highest VmRSS seen
+} s_sampler_t;
+
+static long
+    s_vm_kb (int pid, const char *field);
+
+static void *
+s_sampler_run (void *arg)
+{
+    s_sampler_t *self = (s_sampler_t *) arg;
+    while (self->running) {
+        long kb = s_vm_kb (self->pid, "VmRSS");
+        if (kb > self->peak_kb)
+            self->peak_kb = kb;
+        zclock_sleep (20);
+    }
+    return NULL;
+}
+
+//  The head of the log, by STATUS on the replay endpoint; 0 if unknown
+static uint64_t
+s_head (const char *replay)
+{
+    char endpoint [300];
+    snprintf (endpoint, sizeof endpoint, ">%s", replay);
+    zsock_t *sock = pb_sock_new (ZMQ_DEALER, endpoint, NULL);
+    assert (sock);
+    zsock_set_rcvtimeo (sock, 5000);
+    zstr_send (sock, "STATUS");
+    zmsg_t *msg = zmsg_recv (sock);
+    pb_wire_status_t status = { 0 };
+    zframe_t *command = msg? zmsg_first (msg): NULL;
+    zframe_t *body = msg? zmsg_next (msg): NULL;
+    if (!command || !body || !zframe_streq (command, "STATUS")
+    ||  pb_wire_status_decode (zframe_data (body), zframe_size (body), &status, NULL, 0))
+        status.head = 0;
+    zmsg_destroy (&msg);
+    zsock_destroy (&sock);
+    return status.head;
+}
+
 static void
 s_usage (void)
 {
     printf ("pb_bench --ingest ENDPOINT [--pid PID] [--events N] [--events-w1 N]\n"
             "         [--producers 1,4,16] [--window N] [--size BYTES]\n"
             "         [--lmdb-events N] [--zmq-events N] [--flood N]\n"
-            "         [--flood-good N] [--tmp DIR] [--quick]\n"
+            "         [--flood-good N] [--replay ENDPOINT] [--replays N]\n"
+            "         [--tmp DIR] [--quick]\n"
             "--ingest none: the ceilings only\n");
 }
 
@@ -495,7 +604,8 @@ main (int argc, char *argv [])
         .ingest = NULL, .pid = 0, .events = 100000, .events_w1 = 2000,
         .size = 200, .producers = { 1, 4, 16 }, .producer_count = 3,
         .window = 1000, .lmdb_events = 200000, .zmq_events = 200000,
-        .flood_bad = 50000, .flood_good = 2000, .tmp = "/tmp"
+        .flood_bad = 50000, .flood_good = 2000, .replay = NULL, .replays = 2,
+        .tmp = "/tmp"
     };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i];
@@ -545,6 +655,12 @@ main (int argc, char *argv [])
         else
         if (streq (arg, "--flood-good"))
             opts.flood_good = atol (val);
+        else
+        if (streq (arg, "--replay"))
+            opts.replay = val;
+        else
+        if (streq (arg, "--replays"))
+            opts.replays = atoi (val);
         else
         if (streq (arg, "--tmp"))
             opts.tmp = val;
@@ -658,6 +774,49 @@ main (int argc, char *argv [])
             flooder.count, flood_sent_during,
             single_w1.p50 > 0? fig.p50 / single_w1.p50: 0,
             single_w1.p99 > 0? fig.p99 / single_w1.p99: 0);
+
+    //  Whole-log replays while 16 producers (or the most configured)
+    //  pipeline: ingest must go on, and the journal's memory must not grow
+    //  with the length of what is replayed
+    uint64_t head = opts.replay? s_head (opts.replay): 0;
+    if (opts.replay && head > 0 && opts.replays > 0) {
+        int producers = opts.producers [opts.producer_count - 1];
+        int count = opts.replays < 16? opts.replays: 16;
+        s_replayer_t replayers [16];
+        pthread_t threads [16];
+        s_sampler_t sampler = { opts.pid, 1, 0 };
+        long rss_before = opts.pid > 0? s_vm_kb (opts.pid, "VmRSS"): 0;
+        pthread_t sampler_thread;
+        pthread_create (&sampler_thread, NULL, s_sampler_run, &sampler);
+        for (int i = 0; i < count; i++) {
+            replayers [i] = (s_replayer_t) { opts.replay, head, 0, 0, 0 };
+            pthread_create (&threads [i], NULL, s_replayer_run, &replayers [i]);
+        }
+        s_run_producers (&opts, opts.ingest, tag++, producers, opts.window, opts.events,
+                         false, &fig);
+        char what [64];
+        snprintf (what, sizeof what, "pipelined, %d replays", count);
+        s_row (what, producers, opts.window, &fig, ceiling [0][opts.producer_count - 1].rate,
+               &lmdb_rate);
+        failed |= fig.rc || fig.naks;
+        long replayed = 0;
+        double longest = 0;
+        for (int i = 0; i < count; i++) {
+            pthread_join (threads [i], NULL);
+            replayed += replayers [i].events;
+            if (replayers [i].seconds > longest)
+                longest = replayers [i].seconds;
+            failed |= replayers [i].rc || replayers [i].events != (long) head;
+        }
+        sampler.running = 0;
+        pthread_join (sampler_thread, NULL);
+        printf ("\n  replays: %d clients each read the whole log (%" PRIu64 " events, "
+                "credit 4) while the producers ran: %.0f events/s in all, the last "
+                "done in %.2f s\n", count, head, longest > 0? replayed / longest: 0, longest);
+        if (opts.pid > 0)
+            printf ("  journal resident memory: %ld kB before the replays, at most %ld kB "
+                    "while they ran\n", rss_before, sampler.peak_kb);
+    }
     if (opts.pid > 0)
         printf ("  journal peak memory (VmHWM): %ld kB; now (VmRSS): %ld kB\n",
                 s_vm_kb (opts.pid, "VmHWM"), s_vm_kb (opts.pid, "VmRSS"));
