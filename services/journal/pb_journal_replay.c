@@ -213,8 +213,9 @@ static int
 s_on_pump (zloop_t *loop, int timer_id, void *arg)
 {
     pb_journal_t *self = (pb_journal_t *) arg;
-    if (pb_journal_settle (self))       //  The log is ours again
-        return -1;
+    //  Reads only (pb_log_read): they run beside a batch that commits, so
+    //  a replay does not take the overlap of commits and admission away
+    //  from ingest
     bool busy = false;
     pb_journal_session_t *session = (pb_journal_session_t *) zlistx_first (self->sessions);
     while (session) {
@@ -490,12 +491,15 @@ pb_journal_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
         zmsg_t *msg = zmsg_recv (reader);
         if (!msg)
             return -1;                  //  Interrupted
-        //  A TICK joins the batch in hand and needs no log; every other
-        //  command reads it or writes it: the log is ours again first
+        //  IMPORT writes the log and STATUS reads its time: the log is
+        //  ours again first. REPLAY and CREDIT only read events (beside a
+        //  commit), CANCEL reads nothing, a TICK joins the batch in hand.
         zframe_t *command = zmsg_next (msg);
-        bool tick = command && pb_wire_command (zframe_data (command), zframe_size (command))
-                               == PB_WIRE_TICK;
-        if (!tick && pb_journal_settle (self)) {
+        pb_wire_cmd_t cmd = command? pb_wire_command (zframe_data (command),
+                                                      zframe_size (command))
+                                   : PB_WIRE_UNKNOWN;
+        bool settle = cmd == PB_WIRE_IMPORT || cmd == PB_WIRE_STATUS;
+        if (settle && pb_journal_settle (self)) {
             zmsg_destroy (&msg);
             return -1;
         }

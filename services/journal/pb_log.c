@@ -12,7 +12,9 @@
 #include <czmq.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -31,7 +33,10 @@ struct _pb_log_t {
     MDB_cursor *appender;       //  on log in the batch: stays at the end (owned)
     MDB_cursor *indexer;        //  on index in the batch (owned)
     MDB_txn *read;              //  reset read transaction, reused (owned)
-    uint64_t head;              //  last committed seq
+    _Atomic uint64_t head;      //  last committed seq (read by a reader
+                                //  thread while the writer commits)
+    pthread_mutex_t map_lock;   //  held by pb_log_read and pb_log_grow:
+                                //  the map never moves under a reader
     uint64_t next;              //  seq of the next append in the batch
     int64_t now;                //  committed log time
     int64_t pending_now;        //  log time the batch will commit
@@ -234,6 +239,7 @@ pb_log_open (const char *path, uint64_t map_size, uint64_t map_max,
     assert (self->path);
     self->map_size = map_size;
     self->map_max = map_max < map_size? map_size: map_max;
+    pthread_mutex_init (&self->map_lock, NULL);
     int rc = 0;
     if (pb_private_dir (path))
         rc = PB_LOG_IO;                 //  0700; logged there
@@ -265,6 +271,7 @@ pb_log_destroy (pb_log_t **self_p)
             mdb_txn_abort (self->read);
         if (self->env)
             mdb_env_close (self->env);
+        pthread_mutex_destroy (&self->map_lock);
         free (self->path);
         free (self);
         *self_p = NULL;
@@ -571,12 +578,16 @@ pb_log_grow (pb_log_t *self)
     if (size > self->map_max)
         size = self->map_max;
     PB_CRASH_POINT ("map_grow");
+    //  LMDB: no transaction may be active in the process, so no reader
+    //  may be in pb_log_read meanwhile
+    pthread_mutex_lock (&self->map_lock);
     int rc = mdb_env_set_mapsize (self->env, (size_t) size);
     if (rc == 0) {
         zsys_notice ("pb_log: map grown from=%" PRIu64 " to=%" PRIu64,
                      self->map_size, size);
         self->map_size = size;
     }
+    pthread_mutex_unlock (&self->map_lock);
     return s_translate (self, rc, "grow map");
 }
 
@@ -609,15 +620,16 @@ pb_log_read (pb_log_t *self, uint64_t from, uint64_t to, size_t max_scan,
              pb_log_read_fn *fn, void *arg, uint64_t *next_p)
 {
     assert (self);
-    assert (!self->write);
     assert (fn && next_p);
     *next_p = from;
-    if (to > self->head)
-        to = self->head;
+    uint64_t head = self->head;
+    if (to > head)
+        to = head;
     if (from > to || max_scan == 0)
         return 0;
     MDB_cursor *cursor = NULL;
     int fn_rc = 0;
+    pthread_mutex_lock (&self->map_lock);
     int rc = s_read_begin (self);
     if (rc == 0)
         rc = mdb_cursor_open (self->read, self->log, &cursor);
@@ -651,6 +663,7 @@ pb_log_read (pb_log_t *self, uint64_t from, uint64_t to, size_t max_scan,
         mdb_cursor_close (cursor);
     if (self->read)
         mdb_txn_reset (self->read);     //  Never hold a snapshot between calls
+    pthread_mutex_unlock (&self->map_lock);
     if (rc == MDB_NOTFOUND)
         rc = MDB_CORRUPTED;             //  Below the head, every seq exists
     rc = s_translate (self, rc, "read");

@@ -21,7 +21,10 @@
     the writer.
 
     Used by one thread at a time: the journal actor, or its committer
-    while that holds a batch (the log is handed over by message).
+    while that holds a batch (the log is handed over by message); except
+    that one reader thread may call pb_log_read and pb_log_head while the
+    writer holds a batch (LMDB readers never block the writer; the map is
+    not grown while a read is in progress).
     =========================================================================
 */
 #ifndef PB_LOG_H_INCLUDED

@@ -545,7 +545,9 @@ s_replayer_run (void *arg)
 typedef struct {
     int pid;
     volatile int running;
-    long peak_kb;               //  highest VmRSS seen
+    long peak_kb;               //  highest RssAnon seen (the log's mapped
+                                //  pages a replay reads count in VmRSS,
+                                //  not in RssAnon)
 } s_sampler_t;
 
 static long
@@ -556,7 +558,7 @@ s_sampler_run (void *arg)
 {
     s_sampler_t *self = (s_sampler_t *) arg;
     while (self->running) {
-        long kb = s_vm_kb (self->pid, "VmRSS");
+        long kb = s_vm_kb (self->pid, "RssAnon");
         if (kb > self->peak_kb)
             self->peak_kb = kb;
         zclock_sleep (20);
@@ -785,7 +787,7 @@ main (int argc, char *argv [])
         s_replayer_t replayers [16];
         pthread_t threads [16];
         s_sampler_t sampler = { opts.pid, 1, 0 };
-        long rss_before = opts.pid > 0? s_vm_kb (opts.pid, "VmRSS"): 0;
+        long rss_before = opts.pid > 0? s_vm_kb (opts.pid, "RssAnon"): 0;
         pthread_t sampler_thread;
         pthread_create (&sampler_thread, NULL, s_sampler_run, &sampler);
         for (int i = 0; i < count; i++) {
@@ -814,8 +816,9 @@ main (int argc, char *argv [])
                 "credit 4) while the producers ran: %.0f events/s in all, the last "
                 "done in %.2f s\n", count, head, longest > 0? replayed / longest: 0, longest);
         if (opts.pid > 0)
-            printf ("  journal resident memory: %ld kB before the replays, at most %ld kB "
-                    "while they ran\n", rss_before, sampler.peak_kb);
+            printf ("  journal's own memory (RssAnon, without the log's mapped pages): "
+                    "%ld kB before the replays, at most %ld kB while they ran\n",
+                    rss_before, sampler.peak_kb);
     }
     if (opts.pid > 0)
         printf ("  journal peak memory (VmHWM): %ld kB; now (VmRSS): %ld kB\n",
