@@ -729,6 +729,32 @@ s_test_read (const pb_log_event_t *event, void *arg)
     return 0;
 }
 
+//  A reader thread beside the writer, as the journal's actor reads while
+//  its committer commits and grows the map: every read is gapless from 1
+//  to the head it saw, and the heads it sees never go back
+typedef struct {
+    pb_log_t *log;
+    atomic_bool stop;
+    uint64_t reads;             //  whole-log reads done
+    uint64_t last_head;         //  the head of the last one
+} s_test_beside_t;
+
+static void *
+s_test_beside (void *arg)
+{
+    s_test_beside_t *self = (s_test_beside_t *) arg;
+    while (!atomic_load (&self->stop)) {
+        s_test_reader_t reader = { 0, 0, 0 };
+        uint64_t next = 0;
+        int rc = pb_log_read (self->log, 1, UINT64_MAX, 1000000, s_test_read, &reader, &next);
+        assert (rc == 0);
+        assert (reader.count == next - 1 && next - 1 >= self->last_head);
+        self->last_head = next - 1;
+        self->reads++;
+    }
+    return NULL;
+}
+
 //  Append 'count' events with ids from 'first', growing the map on
 //  demand as the journal does. Returns the commit's code.
 static int
@@ -881,13 +907,20 @@ pb_log_test (bool verbose)
     assert (rc == 0 && reader.count == 3000 && next == 3001);
 
     //  At map_max, a batch that does not fit is refused and nothing of it
-    //  is written; the log goes on serving reads
+    //  is written; the log goes on serving reads. Meanwhile another thread
+    //  reads the whole log again and again, across every growth of the map.
+    s_test_beside_t beside = { log, false, 0, 0 };
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_test_beside, &beside);
     int first = 3000;
     do {
         rc = s_test_append (log, first, 500);
         first += 500;
     } while (rc == 0);
     assert (rc == PB_LOG_AT_MAX);
+    atomic_store (&beside.stop, true);
+    pthread_join (thread, NULL);
+    assert (beside.reads > 0 && beside.last_head >= 3000);
     uint64_t head = pb_log_head (log);
     assert (head % 500 == 0 && head >= 3000);
     reader = (s_test_reader_t) { 0, 0, 0 };
