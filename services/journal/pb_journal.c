@@ -802,6 +802,8 @@ s_on_committed (zloop_t *loop, zsock_t *reader, void *arg)
     if (s_settle_flight (self))
         return -1;
     s_kick (self);                      //  Ticks that came meanwhile
+    if (!self->in_flight)               //  Idle: a tick refused by a full
+        self->now_ahead = pb_log_now (self->log);   //  disk set no time
     return 0;
 }
 

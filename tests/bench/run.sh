@@ -6,7 +6,8 @@
 #    --build-dir DIR   where to build (default /tmp/pb-bench-build)
 #    --no-build        use the binaries already in --build-dir
 #    other options go to pb_bench (--quick, --events N, --producers 1,4,16,
-#    --window N, --events-w1 N, --lmdb-events N, --zmq-events N, --flood N)
+#    --window N, --events-w1 N, --lmdb-events N, --zmq-events N, --flood N,
+#    --replays N: whole-log replays during the last pipelined run, default 2)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
