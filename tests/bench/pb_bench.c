@@ -776,6 +776,9 @@ main (int argc, char *argv [])
             flooder.count, flood_sent_during,
             single_w1.p50 > 0? fig.p50 / single_w1.p50: 0,
             single_w1.p99 > 0? fig.p99 / single_w1.p99: 0);
+    if (opts.pid > 0)
+        printf ("  journal peak memory (VmHWM): %ld kB; now (VmRSS): %ld kB\n",
+                s_vm_kb (opts.pid, "VmHWM"), s_vm_kb (opts.pid, "VmRSS"));
 
     //  Whole-log replays while 16 producers (or the most configured)
     //  pipeline: ingest must go on, and the journal's memory must not grow
@@ -817,12 +820,10 @@ main (int argc, char *argv [])
                 "done in %.2f s\n", count, head, longest > 0? replayed / longest: 0, longest);
         if (opts.pid > 0)
             printf ("  journal's own memory (RssAnon, without the log's mapped pages): "
-                    "%ld kB before the replays, at most %ld kB while they ran\n",
-                    rss_before, sampler.peak_kb);
+                    "%ld kB before the replays, at most %ld kB while they ran (VmRSS "
+                    "now %ld kB: it counts the pages of the log the replays read)\n",
+                    rss_before, sampler.peak_kb, s_vm_kb (opts.pid, "VmRSS"));
     }
-    if (opts.pid > 0)
-        printf ("  journal peak memory (VmHWM): %ld kB; now (VmRSS): %ld kB\n",
-                s_vm_kb (opts.pid, "VmHWM"), s_vm_kb (opts.pid, "VmRSS"));
     printf ("\n");
     if (failed)
         fprintf (stderr, "pb_bench: some runs failed (timeouts or NAKs), see above\n");
