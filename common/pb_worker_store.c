@@ -1377,6 +1377,13 @@ s_skips (const pb_rules_t *rules, const char *type, size_t type_len)
     return true;
 }
 
+//  pb_envelope_peek_unless's stop: a type with a rule is decoded anyway
+static bool
+s_decodes (const char *type, size_t type_len, void *arg)
+{
+    return !s_skips ((const pb_rules_t *) arg, type, type_len);
+}
+
 uint64_t
 pb_worker_event_read (pb_worker_event_t *event, const pb_rules_t *rules,
                       const pb_limits_t *limits, const char *type, size_t type_len,
@@ -1390,9 +1397,16 @@ pb_worker_event_read (pb_worker_event_t *event, const pb_rules_t *rules,
     //  Most of the log is not for this worker: peek, do not decode. With
     //  the fanout's type frame, an event for the rules is decoded without
     //  a peek first (the decoder checks the frame against the envelope);
-    //  a skipped one must carry that same type.
-    bool peeked = (!type || s_skips (rules, type, type_len))
-               && pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len);
+    //  a skipped one must carry that same type. Without one (replay), the
+    //  short peek at the type decides, and only what is skipped is walked
+    //  on to its seq (a stored envelope ends with seq and ts).
+    bool peeked = false;
+    if (type)
+        peeked = s_skips (rules, type, type_len)
+              && pb_envelope_peek_seq (bytes, size, &seq, &peek_type, &peek_type_len);
+    else
+        peeked = pb_envelope_peek_unless (bytes, size, s_decodes, (void *) rules, &seq,
+                                          &peek_type, &peek_type_len) == 0;
     if (peeked && peek_type
     &&  (!type || (type_len == peek_type_len && memcmp (type, peek_type, type_len) == 0))
     &&  s_skips (rules, peek_type, peek_type_len)) {

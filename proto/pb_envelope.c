@@ -467,11 +467,14 @@ s_raw_item_checked (const uint8_t *p, const uint8_t *end, size_t *head,
     return *head <= avail && *payload <= avail - *head;
 }
 
-bool
-pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
-                      const char **type_p, size_t *type_len_p)
+//  The walk of both peeks: stops once it has the type and, if 'want_seq',
+//  the seq. Returns whether the top level is a map (walked as far as
+//  needed); *have_seq_p and *type_p say what was found.
+static bool
+s_peek (const void *bytes, size_t size, bool want_seq, pb_envelope_type_fn *enough,
+        void *arg, uint64_t *seq_p, bool *have_seq_p, const char **type_p,
+        size_t *type_len_p)
 {
-    assert (seq_p && type_p && type_len_p);
     const uint8_t *p = (const uint8_t *) bytes;
     const uint8_t *end = p + size;
     size_t head, payload;
@@ -486,7 +489,7 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
     size_t type_len = 0;
     uint64_t seq = 0;
     //  Every item takes at least a byte, so a hostile count ends at 'end'
-    while (pairs-- && !(have_seq && have_type)) {
+    while (pairs-- && !(have_type && (have_seq || !want_seq))) {
         uint64_t items;
         if (!s_raw_item_checked (p, end, &head, &payload, &items))
             return false;
@@ -515,12 +518,14 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
                 seq = v;
                 have_seq = true;
             }
-            if (first && is_type) {
+            if (first && is_type && !have_type) {   //  The first one
                 if (!((p [0] >= 0xa0 && p [0] <= 0xbf) || (p [0] >= 0xd9 && p [0] <= 0xdb)))
                     return false;
                 type = (const char *) p + head;
                 type_len = payload;
                 have_type = true;
+                if (enough && enough (type, type_len, arg))
+                    want_seq = false;           //  The caller takes it from here
             }
             first = false;
             p += head + payload;
@@ -528,12 +533,54 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
             left--;
         }
     }
-    if (have_seq) {
-        *seq_p = seq;
+    *have_seq_p = have_seq;
+    *seq_p = seq;
+    *type_p = type;
+    *type_len_p = type_len;
+    return true;
+}
+
+bool
+pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
+                      const char **type_p, size_t *type_len_p)
+{
+    assert (seq_p && type_p && type_len_p);
+    uint64_t seq;
+    bool have_seq = false;
+    const char *type;
+    size_t type_len;
+    if (!s_peek (bytes, size, true, NULL, NULL, &seq, &have_seq, &type, &type_len)
+    ||  !have_seq)
+        return false;
+    *seq_p = seq;
+    *type_p = type;
+    *type_len_p = type_len;
+    return true;
+}
+
+int
+pb_envelope_peek_unless (const void *bytes, size_t size, pb_envelope_type_fn *enough,
+                         void *arg, uint64_t *seq_p, const char **type_p,
+                         size_t *type_len_p)
+{
+    assert (enough && seq_p && type_p && type_len_p);
+    uint64_t seq;
+    bool have_seq = false;
+    const char *type = NULL;
+    size_t type_len = 0;
+    if (!s_peek (bytes, size, true, enough, arg, &seq, &have_seq, &type, &type_len))
+        return -1;
+    if (type && !have_seq && enough (type, type_len, arg)) {
         *type_p = type;
         *type_len_p = type_len;
+        return 1;                       //  Stopped at the type
     }
-    return have_seq;
+    if (!have_seq)
+        return -1;
+    *seq_p = seq;
+    *type_p = type;
+    *type_len_p = type_len;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -605,6 +652,18 @@ s_test_raw (const char *frame, const void *bytes, size_t size,
 #define S_NOTE(rest) "{'id': 'n1', 'src': 'cpe', 'type': 'notify.cpe.vacant', " \
     "'data': {'partner': 'UKR', 'since': 1}" rest "}"
 
+static bool
+s_test_yes (const char *type, size_t len, void *arg)
+{
+    return true;
+}
+
+static bool
+s_test_no (const char *type, size_t len, void *arg)
+{
+    return false;
+}
+
 void
 pb_envelope_test (bool verbose)
 {
@@ -658,6 +717,30 @@ pb_envelope_test (bool verbose)
     uint64_t peeked = 0;
     const char *peek_type = NULL;
     size_t peek_type_len = 0;
+    //  The walk that stops at a type the caller will decode anyway
+    assert (pb_envelope_peek_unless (stored, stored_size, s_test_yes, NULL, &peeked,
+                                     &peek_type, &peek_type_len) == 1);
+    assert (peek_type_len == env->type_len && memcmp (peek_type, env->type, env->type_len) == 0);
+    peeked = 0;
+    assert (pb_envelope_peek_unless (stored, stored_size, s_test_no, NULL, &peeked,
+                                     &peek_type, &peek_type_len) == 0);
+    assert (peeked == 12345678901ULL);
+    //  The first 'type' counts; what comes after a stop is not read
+    assert (pb_envelope_peek_unless ("\x83\xa4type\xa1" "a" "\xa4type\xa1" "b" "\xa3seq\x01",
+                                     20, s_test_no, NULL, &peeked, &peek_type,
+                                     &peek_type_len) == 0
+            && peek_type_len == 1 && peek_type [0] == 'a' && peeked == 1);
+    assert (pb_envelope_peek_seq ("\x83\xa4type\xa1" "a" "\xa4type\xa1" "b" "\xa3seq\x01", 20,
+                                  &peeked, &peek_type, &peek_type_len)
+            && peek_type_len == 1 && peek_type [0] == 'a' && peeked == 1);
+    assert (pb_envelope_peek_unless ("\x82\xa4type\xa1t\xc1", 9, s_test_yes, NULL, &peeked,
+                                     &peek_type, &peek_type_len) == 1);
+    assert (pb_envelope_peek_unless ("\x82\xa4type\xa1t\xc1", 9, s_test_no, NULL, &peeked,
+                                     &peek_type, &peek_type_len) == -1);
+    assert (pb_envelope_peek_unless ("\x81\xa3seq\x07", 6, s_test_yes, NULL, &peeked,
+                                     &peek_type, &peek_type_len) == 0 && !peek_type);
+    assert (pb_envelope_peek_unless ("\x91\xa4type", 6, s_test_yes, NULL, &peeked,
+                                     &peek_type, &peek_type_len) == -1);
     assert (pb_envelope_peek_seq (stored, stored_size, &peeked, &peek_type, &peek_type_len));
     assert (peeked == 12345678901ULL);
     assert (peek_type_len == env->type_len && memcmp (peek_type, env->type, env->type_len) == 0);

@@ -125,6 +125,20 @@ bool
     pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
                           const char **type_p, size_t *type_len_p);
 
+//  Whether the walk may stop at this type: the caller decodes what has it
+typedef bool (pb_envelope_type_fn) (const char *type, size_t type_len, void *arg);
+
+//  pb_envelope_peek_seq's walk, stopped at the first 'type' if 'enough'
+//  says so (a stored envelope ends with seq and ts, so that spares the
+//  walk over all the rest for what the caller decodes anyway). Returns 1
+//  stopped at the type (*type_p, *type_len_p set; *seq_p not); 0 as
+//  pb_envelope_peek_seq's true (*type_p NULL if there is no 'type'); -1 as
+//  its false (nothing set).
+int
+    pb_envelope_peek_unless (const void *bytes, size_t size, pb_envelope_type_fn *enough,
+                             void *arg, uint64_t *seq_p, const char **type_p,
+                             size_t *type_len_p);
+
 //  Find the 'id' of an envelope that pb_envelope_decode refused, for the
 //  NAK's optional id (proto/README.md, Ingest): true if 'bytes' pass the
 //  bounded pre-walk (so not for too_large or bad_msgpack), the top level is

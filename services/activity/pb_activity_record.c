@@ -28,13 +28,189 @@ static const char *const s_priority_areas [] = {
 static bool
 s_get_u64 (const msgpack_object *map, const char *key, uint64_t *value)
 {
-    return pb_msgpack_uint (pb_msgpack_get (map, key), value);
+    const msgpack_object *obj = pb_msgpack_get (map, key);
+    return obj && pb_msgpack_uint (obj, value);
 }
 
 static bool
 s_get_i64 (const msgpack_object *map, const char *key, int64_t *value)
 {
-    return pb_msgpack_int (pb_msgpack_get (map, key), value);
+    const msgpack_object *obj = pb_msgpack_get (map, key);
+    return obj && pb_msgpack_int (obj, value);
+}
+
+//  --------------------------------------------------------------------------
+//  The fast read of a record as pb_activity_record_store writes it: its
+//  twelve keys in their order, each value in the encoding msgpack-c's
+//  packer gives it, strings of ASCII without NUL. It reads with a bound
+//  at every step and gives up (false) at the first thing it does not
+//  expect; the general read below decides then. What it accepts, the
+//  general read reads the same (a policy change loads every activity:
+//  this read is most of a rescore).
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} s_cursor_t;
+
+static bool
+s_take (s_cursor_t *c, size_t n, const uint8_t **bytes)
+{
+    if ((size_t) (c->end - c->p) < n)
+        return false;
+    *bytes = c->p;
+    c->p += n;
+    return true;
+}
+
+static uint64_t
+s_be_n (const uint8_t *b, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | b [i];
+    return v;
+}
+
+//  A str of ASCII without NUL, shorter than 'size', copied with its NUL
+static bool
+s_fast_str (s_cursor_t *c, char *buf, size_t size)
+{
+    const uint8_t *b;
+    if (!s_take (c, 1, &b))
+        return false;
+    size_t len;
+    if (b [0] >= 0xa0 && b [0] <= 0xbf)
+        len = b [0] & 0x1f;
+    else
+    if (b [0] == 0xd9) {
+        const uint8_t *n;
+        if (!s_take (c, 1, &n))
+            return false;
+        len = n [0];
+    }
+    else
+        return false;
+    const uint8_t *text;
+    if (len >= size || !s_take (c, len, &text))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (text [i] == 0 || text [i] >= 0x80)
+            return false;
+    memcpy (buf, text, len);
+    buf [len] = 0;
+    return true;
+}
+
+//  The key 'name' (a fixstr)
+static bool
+s_fast_key (s_cursor_t *c, const char *name)
+{
+    size_t len = strlen (name);
+    const uint8_t *b;
+    return len <= 31 && s_take (c, 1 + len, &b)
+        && b [0] == (0xa0 | len) && memcmp (b + 1, name, len) == 0;
+}
+
+//  An unsigned encoding (what msgpack_pack_uint64 writes)
+static bool
+s_fast_u64 (s_cursor_t *c, uint64_t *value)
+{
+    const uint8_t *b, *n;
+    if (!s_take (c, 1, &b))
+        return false;
+    if (b [0] <= 0x7f) {
+        *value = b [0];
+        return true;
+    }
+    if (b [0] < 0xcc || b [0] > 0xcf)
+        return false;
+    size_t len = (size_t) 1 << (b [0] - 0xcc);
+    if (!s_take (c, len, &n))
+        return false;
+    *value = s_be_n (n, len);
+    return true;
+}
+
+//  Any integer encoding of an int64 (what msgpack_pack_int64 writes)
+static bool
+s_fast_i64 (s_cursor_t *c, int64_t *value)
+{
+    const uint8_t *b = c->p;
+    if (c->p < c->end && b [0] >= 0xe0) {
+        c->p++;
+        *value = (int8_t) b [0];
+        return true;
+    }
+    if (c->p < c->end && b [0] >= 0xd0 && b [0] <= 0xd3) {
+        size_t len = (size_t) 1 << (b [0] - 0xd0);
+        const uint8_t *n;
+        c->p++;
+        if (!s_take (c, len, &n))
+            return false;
+        uint64_t u = s_be_n (n, len);
+        if (len < 8 && (u >> (8 * len - 1)))
+            u |= ~(uint64_t) 0 << (8 * len);
+        *value = (int64_t) u;
+        return true;
+    }
+    uint64_t u;
+    if (!s_fast_u64 (c, &u) || u > (uint64_t) INT64_MAX)
+        return false;
+    *value = (int64_t) u;
+    return true;
+}
+
+static bool
+s_fast_bool (s_cursor_t *c, bool *value)
+{
+    const uint8_t *b;
+    if (!s_take (c, 1, &b) || (b [0] != 0xc2 && b [0] != 0xc3))
+        return false;
+    *value = b [0] == 0xc3;
+    return true;
+}
+
+static bool
+s_fast_load (const void *bytes, size_t size, pb_activity_record_t *rec)
+{
+    memset (rec, 0, sizeof *rec);
+    s_cursor_t c = { (const uint8_t *) bytes, (const uint8_t *) bytes + size };
+    const uint8_t *b;
+    if (!s_take (&c, 1, &b) || b [0] != 0x8c)
+        return false;
+    if (!s_fast_key (&c, "area") || !s_fast_str (&c, rec->area, sizeof rec->area)
+    ||  !s_fast_key (&c, "tool") || !s_fast_str (&c, rec->tool, sizeof rec->tool)
+    ||  !s_fast_key (&c, "review_every_days") || !s_fast_i64 (&c, &rec->review_every_days)
+    ||  !s_fast_key (&c, "open") || !s_fast_bool (&c, &rec->open)
+    ||  !s_fast_key (&c, "partners") || !s_take (&c, 1, &b))
+        return false;
+    size_t count;
+    if (b [0] >= 0x90 && b [0] <= 0x9f)
+        count = b [0] & 0x0f;
+    else
+    if (b [0] == 0xdc) {
+        const uint8_t *n;
+        if (!s_take (&c, 2, &n))
+            return false;
+        count = (size_t) s_be_n (n, 2);
+    }
+    else
+        return false;
+    if (count > PB_ACTIVITY_PARTNERS_MAX)
+        return false;
+    rec->partner_count = count;
+    for (size_t i = 0; i < count; i++)
+        if (!s_fast_str (&c, rec->partners [i], sizeof rec->partners [i]))
+            return false;
+    return s_fast_key (&c, "feedbacks") && s_fast_u64 (&c, &rec->feedbacks)
+        && s_fast_key (&c, "relevance_sum") && s_fast_u64 (&c, &rec->relevance_sum)
+        && s_fast_key (&c, "effectiveness_sum") && s_fast_u64 (&c, &rec->effectiveness_sum)
+        && s_fast_key (&c, "last_feedback") && s_fast_i64 (&c, &rec->last_feedback)
+        && s_fast_key (&c, "review_due") && s_fast_i64 (&c, &rec->review_due)
+        && s_fast_key (&c, "candidate") && s_fast_bool (&c, &rec->candidate)
+        && s_fast_key (&c, "score") && s_fast_i64 (&c, &rec->score)
+        && c.p == c.end;
 }
 
 static bool
@@ -70,7 +246,39 @@ s_get_partners (const msgpack_object *map, pb_activity_record_t *rec)
 //  and a policy change loads every activity in one event (the zone grew to
 //  megabytes with the number of activities, and malloc kept them).
 
-#define S_RECORD_SLOTS 256              //  a record: 12 pairs and <= 64 partners
+//  A record: the map, its 12 pairs, up to PB_ACTIVITY_PARTNERS_MAX partners
+#define S_RECORD_SLOTS (1 + 24 + PB_ACTIVITY_PARTNERS_MAX)
+
+//  The general read: any record the bounded decoder reads, keys in any
+//  order. False if it cannot be read as a record.
+static bool
+s_general_load (const void *bytes, size_t size, pb_activity_record_t *rec)
+{
+    //  Bounded like untrusted input: a damaged record is poison, not a crash
+    const pb_limits_t limits = { 1048576, 8, 1024, 65536 };
+    msgpack_object slots [S_RECORD_SLOTS], root;
+    size_t slot_count = 0;
+    const msgpack_object *map = NULL;
+    if (pb_msgpack_check_objects (bytes, size, &limits, &slot_count, NULL, 0) == 0
+    &&  slot_count <= S_RECORD_SLOTS) {
+        pb_msgpack_unpack_checked (bytes, size, slots, slot_count, &root);
+        map = &root;
+    }
+    memset (rec, 0, sizeof *rec);
+    return map && map->type == MSGPACK_OBJECT_MAP
+        && pb_apply_str (pb_msgpack_get (map, "area"), rec->area, sizeof rec->area)
+        && pb_apply_str (pb_msgpack_get (map, "tool"), rec->tool, sizeof rec->tool)
+        && s_get_i64 (map, "review_every_days", &rec->review_every_days)
+        && s_get_bool (map, "open", &rec->open)
+        && s_get_partners (map, rec)
+        && s_get_u64 (map, "feedbacks", &rec->feedbacks)
+        && s_get_u64 (map, "relevance_sum", &rec->relevance_sum)
+        && s_get_u64 (map, "effectiveness_sum", &rec->effectiveness_sum)
+        && s_get_i64 (map, "last_feedback", &rec->last_feedback)
+        && s_get_i64 (map, "review_due", &rec->review_due)
+        && s_get_bool (map, "candidate", &rec->candidate)
+        && s_get_i64 (map, "score", &rec->score);
+}
 
 int
 pb_activity_record_load (pb_apply_t *ctx, const char *id,
@@ -83,45 +291,19 @@ pb_activity_record_load (pb_apply_t *ctx, const char *id,
     const void *bytes = pb_apply_get (ctx, key, &size);
     if (!bytes)
         return PB_ENOTFOUND;            //  (a store failure is kept by ctx)
-    //  Bounded like untrusted input: a damaged record is poison, not a crash
-    const pb_limits_t limits = { 1048576, 8, 1024, 65536 };
-    msgpack_object slots [S_RECORD_SLOTS], root;
-    size_t slot_count = 0;
-    const msgpack_object *map = NULL;
-    if (pb_msgpack_check_objects (bytes, size, &limits, &slot_count, NULL, 0) == 0
-    &&  slot_count <= S_RECORD_SLOTS) {
-        pb_msgpack_unpack_checked (bytes, size, slots, slot_count, &root);
-        map = &root;
-    }
-    memset (rec, 0, sizeof *rec);
-    pb_apply_join (rec->id, sizeof rec->id, id, NULL);
-    if (!map || map->type != MSGPACK_OBJECT_MAP
-    ||  !pb_apply_str (pb_msgpack_get (map, "area"), rec->area, sizeof rec->area)
-    ||  !pb_apply_str (pb_msgpack_get (map, "tool"), rec->tool, sizeof rec->tool)
-    ||  !s_get_i64 (map, "review_every_days", &rec->review_every_days)
-    ||  !s_get_bool (map, "open", &rec->open)
-    ||  !s_get_partners (map, rec)
-    ||  !s_get_u64 (map, "feedbacks", &rec->feedbacks)
-    ||  !s_get_u64 (map, "relevance_sum", &rec->relevance_sum)
-    ||  !s_get_u64 (map, "effectiveness_sum", &rec->effectiveness_sum)
-    ||  !s_get_i64 (map, "last_feedback", &rec->last_feedback)
-    ||  !s_get_i64 (map, "review_due", &rec->review_due)
-    ||  !s_get_bool (map, "candidate", &rec->candidate)
-    ||  !s_get_i64 (map, "score", &rec->score))
+    if (!s_fast_load (bytes, size, rec) && !s_general_load (bytes, size, rec))
         return pb_apply_poison (ctx, "stored activity record is unreadable");
+    pb_apply_join (rec->id, sizeof rec->id, id, NULL);
     return 0;
 }
 
 //  --------------------------------------------------------------------------
 //  Store the record, keys in the one fixed order (see the header)
 
-int
-pb_activity_record_store (pb_apply_t *ctx, const pb_activity_record_t *rec)
+//  The record's one fixed order of keys (s_fast_load reads it back)
+static void
+s_pack_record (msgpack_packer *pk, const pb_activity_record_t *rec)
 {
-    assert (ctx && rec);
-    char key [S_KEY_MAX];
-    pb_apply_join (key, sizeof key, "act/", rec->id, NULL);
-    msgpack_packer *pk = pb_apply_put_begin (ctx);
     msgpack_pack_map (pk, 12);
     pb_apply_pack_str (pk, "area");
     pb_apply_pack_str (pk, rec->area);
@@ -155,6 +337,15 @@ pb_activity_record_store (pb_apply_t *ctx, const pb_activity_record_t *rec)
         msgpack_pack_false (pk);
     pb_apply_pack_str (pk, "score");
     msgpack_pack_int64 (pk, rec->score);
+}
+
+int
+pb_activity_record_store (pb_apply_t *ctx, const pb_activity_record_t *rec)
+{
+    assert (ctx && rec);
+    char key [S_KEY_MAX];
+    pb_apply_join (key, sizeof key, "act/", rec->id, NULL);
+    s_pack_record (pb_apply_put_begin (ctx), rec);
     return pb_apply_put_end (ctx, key);
 }
 
@@ -449,6 +640,64 @@ pb_activity_record_test (bool verbose)
     assert (pb_activity_record_is_candidate (&rec, &policy));
     rec.relevance_sum = 8;
     assert (!pb_activity_record_is_candidate (&rec, &policy));
+
+    //  The fast read takes what the store writes and reads it as the
+    //  general read does; it gives anything else to the general read
+    pb_activity_record_t cases [3];
+    memset (cases, 0, sizeof cases);
+    strcpy (cases [0].area, "operations");
+    strcpy (cases [0].tool, "PCM");
+    cases [0].review_every_days = 365;
+    cases [0].open = true;
+    cases [1] = cases [0];
+    cases [1].partner_count = PB_ACTIVITY_PARTNERS_MAX;
+    for (size_t i = 0; i < PB_ACTIVITY_PARTNERS_MAX; i++)
+        snprintf (cases [1].partners [i], 4, "P%02zu", i % 100);
+    cases [1].feedbacks = UINT64_MAX;
+    cases [1].relevance_sum = 70000;
+    cases [1].effectiveness_sum = 300;
+    cases [1].last_feedback = INT64_MIN;
+    cases [1].review_due = -200;
+    cases [1].candidate = true;
+    cases [1].score = 100;
+    cases [2] = cases [0];
+    cases [2].last_feedback = INT64_MAX;
+    cases [2].review_due = -5;
+    cases [2].score = -129;
+    for (int k = 0; k < 3; k++) {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        s_pack_record (&pk, &cases [k]);
+        pb_activity_record_t fast, general;
+        memset (&fast, 0, sizeof fast);
+        assert (s_fast_load (buffer.data, buffer.size, &fast));
+        assert (s_general_load (buffer.data, buffer.size, &general));
+        assert (memcmp (&fast, &general, sizeof fast) == 0);
+        assert (memcmp (&fast, &cases [k], sizeof fast) == 0);
+        //  Every cut is refused by both; a trailing byte by the fast read
+        for (size_t cut = 0; cut < buffer.size; cut++) {
+            pb_activity_record_t part;
+            memset (&part, 0, sizeof part);
+            assert (!s_fast_load (buffer.data, cut, &part));
+            assert (!s_general_load (buffer.data, cut, &part));
+        }
+        msgpack_sbuffer_write (&buffer, "\xc0", 1);
+        assert (!s_fast_load (buffer.data, buffer.size, &fast));
+        msgpack_sbuffer_destroy (&buffer);
+    }
+    //  Keys in another order, a non-ASCII area: the general read only
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    s_pack_record (&pk, &cases [0]);
+    ((char *) buffer.data) [2] = 'A';      //  "area" -> "Area"
+    pb_activity_record_t other;
+    assert (!s_fast_load (buffer.data, buffer.size, &other));
+    assert (!s_general_load (buffer.data, buffer.size, &other));   //  no "area"
+    msgpack_sbuffer_destroy (&buffer);
 
     assert (pb_activity_record_after_days (0, 1) == PB_ACTIVITY_DAY_MS);
     assert (pb_activity_record_after_days (INT64_MAX - 5, 1) == INT64_MAX);

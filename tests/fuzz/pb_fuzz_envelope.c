@@ -21,6 +21,13 @@
 #include "pb_catalogue.h"
 #include "pb_envelope.h"
 
+//  A stop that depends on the type: stop at types of odd length
+static bool
+s_stop_at_odd (const char *type, size_t type_len, void *arg)
+{
+    return type_len % 2 == 1;
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -62,6 +69,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                                         &peek_type_len);
     assert (!env || (peeked && peek_seq == env->seq && peek_type_len == env->type_len
                      && memcmp (peek_type, env->type, env->type_len) == 0));
+    //  The walk that may stop at the type agrees with the long one
+    uint64_t short_seq = 0;
+    const char *short_type = NULL;
+    size_t short_type_len = 0;
+    int stopped = pb_envelope_peek_unless (bytes, bytes_size, s_stop_at_odd, NULL,
+                                           &short_seq, &short_type, &short_type_len);
+    assert (stopped != 0 || (peeked && short_seq == peek_seq && short_type == peek_type
+                             && short_type_len == peek_type_len));
+    assert (stopped != 1 || (short_type && s_stop_at_odd (short_type, short_type_len, NULL)));
+    assert (!env || stopped >= 0);
+    assert (!peeked || stopped >= 0);
+    assert (!peeked || !peek_type || (short_type == peek_type && short_type_len == peek_type_len));
 
     pb_envelope_t *ingest = NULL;
     pb_nak_t nak = pb_envelope_decode (type, type_len, bytes, bytes_size,
