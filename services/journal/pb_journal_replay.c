@@ -494,6 +494,7 @@ pb_journal_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
         //  IMPORT writes the log and STATUS reads its time: the log is
         //  ours again first. REPLAY and CREDIT only read events (beside a
         //  commit), CANCEL reads nothing, a TICK joins the batch in hand.
+        zmsg_first (msg);               //  The identity, then the command
         zframe_t *command = zmsg_next (msg);
         pb_wire_cmd_t cmd = command? pb_wire_command (zframe_data (command),
                                                       zframe_size (command))
