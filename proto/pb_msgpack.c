@@ -471,6 +471,21 @@ s_build_scalar (const uint8_t *p, msgpack_object *o)
     }
 }
 
+size_t
+pb_msgpack_read_scalar (const void *bytes, size_t size, msgpack_object *obj)
+{
+    assert (obj);
+    const uint8_t *p = (const uint8_t *) bytes;
+    s_kind_t kind;
+    size_t head;
+    uint64_t len;
+    if (!p || size == 0 || s_classify (p [0], &kind, &head, &len)
+    ||  kind != S_SCALAR || head > size)
+        return 0;
+    s_build_scalar (p, obj);
+    return head;
+}
+
 void
 pb_msgpack_unpack_checked (const void *bytes, size_t size,
                            msgpack_object *slots, size_t slot_count,
@@ -1188,5 +1203,20 @@ pb_msgpack_test (bool verbose)
     assert (!strcmp (pb_msgpack_quote (quoted, sizeof quoted, "abcdefghij", 10),
                     "abcdef..."));
     assert (pb_msgpack_utf8_valid ("", 0));
+    //  One scalar at a time, read as the unpacker reads it
+    msgpack_object one;
+    assert (pb_msgpack_read_scalar ("\x07", 1, &one) == 1
+            && one.type == MSGPACK_OBJECT_POSITIVE_INTEGER && one.via.u64 == 7);
+    assert (pb_msgpack_read_scalar ("\xd1\xff\x7f", 3, &one) == 3
+            && one.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && one.via.i64 == -129);
+    assert (pb_msgpack_read_scalar ("\xd0\x05", 2, &one) == 2
+            && one.type == MSGPACK_OBJECT_POSITIVE_INTEGER && one.via.u64 == 5);
+    assert (pb_msgpack_read_scalar ("\xc3\x01", 2, &one) == 1
+            && one.type == MSGPACK_OBJECT_BOOLEAN && one.via.boolean);
+    assert (pb_msgpack_read_scalar ("\xcf\x00\x00", 3, &one) == 0);  //  cut short
+    assert (pb_msgpack_read_scalar ("\xa1x", 2, &one) == 0);          //  a str
+    assert (pb_msgpack_read_scalar ("\x91\x01", 2, &one) == 0);      //  an array
+    assert (pb_msgpack_read_scalar ("\xc1", 1, &one) == 0);
+    assert (pb_msgpack_read_scalar (NULL, 0, &one) == 0);
     printf ("OK\n");
 }

@@ -80,6 +80,13 @@ void
                                msgpack_object *slots, size_t slot_count,
                                msgpack_object *root);
 
+//  Read the one scalar (nil, bool, int or float) that 'bytes' start with
+//  into *obj, as pb_msgpack_unpack_checked reads one. Returns how many
+//  bytes it takes, or 0 if the 'size' bytes do not start with a whole
+//  scalar. For readers of a known layout that walk the bytes themselves.
+size_t
+    pb_msgpack_read_scalar (const void *bytes, size_t size, msgpack_object *obj);
+
 //  True if the 'len' bytes at 's' are valid UTF-8 (RFC 3629: no overlong
 //  forms, no surrogates, nothing above U+10FFFF).
 bool

@@ -41,8 +41,8 @@ s_get_i64 (const msgpack_object *map, const char *key, int64_t *value)
 
 //  --------------------------------------------------------------------------
 //  The fast read of a record as pb_activity_record_store writes it: its
-//  twelve keys in their order, each value in the encoding msgpack-c's
-//  packer gives it, strings of ASCII without NUL. It reads with a bound
+//  twelve keys in their order, strings of ASCII without NUL, scalars
+//  read by pb_msgpack_read_scalar. It reads with a bound
 //  at every step and gives up (false) at the first thing it does not
 //  expect; the general read below decides then. What it accepts, the
 //  general read reads the same (a policy change loads every activity:
@@ -61,15 +61,6 @@ s_take (s_cursor_t *c, size_t n, const uint8_t **bytes)
     *bytes = c->p;
     c->p += n;
     return true;
-}
-
-static uint64_t
-s_be_n (const uint8_t *b, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | b [i];
-    return v;
 }
 
 //  A str of ASCII without NUL, shorter than 'size', copied with its NUL
@@ -112,62 +103,36 @@ s_fast_key (s_cursor_t *c, const char *name)
         && b [0] == (0xa0 | len) && memcmp (b + 1, name, len) == 0;
 }
 
-//  An unsigned encoding (what msgpack_pack_uint64 writes)
+//  A scalar, read as the general read reads it (so both accept the same)
+static bool
+s_fast_scalar (s_cursor_t *c, msgpack_object *obj)
+{
+    size_t used = pb_msgpack_read_scalar (c->p, (size_t) (c->end - c->p), obj);
+    c->p += used;
+    return used > 0;
+}
+
 static bool
 s_fast_u64 (s_cursor_t *c, uint64_t *value)
 {
-    const uint8_t *b, *n;
-    if (!s_take (c, 1, &b))
-        return false;
-    if (b [0] <= 0x7f) {
-        *value = b [0];
-        return true;
-    }
-    if (b [0] < 0xcc || b [0] > 0xcf)
-        return false;
-    size_t len = (size_t) 1 << (b [0] - 0xcc);
-    if (!s_take (c, len, &n))
-        return false;
-    *value = s_be_n (n, len);
-    return true;
+    msgpack_object obj;
+    return s_fast_scalar (c, &obj) && pb_msgpack_uint (&obj, value);
 }
 
-//  Any integer encoding of an int64 (what msgpack_pack_int64 writes)
 static bool
 s_fast_i64 (s_cursor_t *c, int64_t *value)
 {
-    const uint8_t *b = c->p;
-    if (c->p < c->end && b [0] >= 0xe0) {
-        c->p++;
-        *value = (int8_t) b [0];
-        return true;
-    }
-    if (c->p < c->end && b [0] >= 0xd0 && b [0] <= 0xd3) {
-        size_t len = (size_t) 1 << (b [0] - 0xd0);
-        const uint8_t *n;
-        c->p++;
-        if (!s_take (c, len, &n))
-            return false;
-        uint64_t u = s_be_n (n, len);
-        if (len < 8 && (u >> (8 * len - 1)))
-            u |= ~(uint64_t) 0 << (8 * len);
-        *value = (int64_t) u;
-        return true;
-    }
-    uint64_t u;
-    if (!s_fast_u64 (c, &u) || u > (uint64_t) INT64_MAX)
-        return false;
-    *value = (int64_t) u;
-    return true;
+    msgpack_object obj;
+    return s_fast_scalar (c, &obj) && pb_msgpack_int (&obj, value);
 }
 
 static bool
 s_fast_bool (s_cursor_t *c, bool *value)
 {
-    const uint8_t *b;
-    if (!s_take (c, 1, &b) || (b [0] != 0xc2 && b [0] != 0xc3))
+    msgpack_object obj;
+    if (!s_fast_scalar (c, &obj) || obj.type != MSGPACK_OBJECT_BOOLEAN)
         return false;
-    *value = b [0] == 0xc3;
+    *value = obj.via.boolean;
     return true;
 }
 
@@ -193,7 +158,7 @@ s_fast_load (const void *bytes, size_t size, pb_activity_record_t *rec)
         const uint8_t *n;
         if (!s_take (&c, 2, &n))
             return false;
-        count = (size_t) s_be_n (n, 2);
+        count = (size_t) n [0] << 8 | n [1];
     }
     else
         return false;

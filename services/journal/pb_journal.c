@@ -541,7 +541,7 @@ s_batch_finish (pb_journal_t *self, pb_journal_entry_t *entries, size_t count, i
 //  the other buffer. From here until pb_journal_settle, the batch and the
 //  log belong to the committer's thread.
 static void
-s_dispatch (pb_journal_t *self)
+s_dispatch (pb_journal_t *self, bool built_ahead)
 {
     assert (!self->in_flight);
     self->flight = self->entries;
@@ -549,7 +549,7 @@ s_dispatch (pb_journal_t *self)
     self->entries = self->entries == self->buffers [0]? self->buffers [1]: self->buffers [0];
     self->entry_count = 0;
     self->in_flight = true;
-    self->flight_ahead = false;         //  s_on_ingest says when it was
+    self->flight_ahead = built_ahead;
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "COMMIT");
     zmsg_addmem (msg, &self->flight, sizeof self->flight);
@@ -605,8 +605,7 @@ s_kick (pb_journal_t *self)
     uint8_t chain [PB_CHAIN_SIZE];
     pb_log_chain (self->log, chain);
     s_build_ahead (self, pb_log_head (self->log) + 1, chain);
-    s_dispatch (self);
-    self->flight_ahead = true;
+    s_dispatch (self, true);
 }
 
 int
@@ -633,11 +632,11 @@ pb_journal_batch_run (pb_journal_t *self)
         return -1;
     for (size_t i = 0; i < self->entry_count; i++)
         s_admit (self, &self->entries [i]);
-    s_dispatch (self);
+    s_dispatch (self, false);
     return pb_journal_settle (self);
 }
 
-int
+void
 pb_journal_tick_enqueue (pb_journal_t *self)
 {
     pb_journal_entry_t *entry = &self->entries [self->entry_count];
@@ -646,7 +645,6 @@ pb_journal_tick_enqueue (pb_journal_t *self)
     if (entry->result == PB_JOURNAL_APPENDED && entry->tick_now > self->now_ahead)
         self->now_ahead = entry->tick_now;
     s_kick (self);
-    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -890,8 +888,7 @@ s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
     if (!built || self->entries_from != pb_log_head (self->log) + 1
     ||  memcmp (self->entries_prev, chain, PB_CHAIN_SIZE) != 0)
         s_build_ahead (self, pb_log_head (self->log) + 1, chain);
-    s_dispatch (self);
-    self->flight_ahead = true;
+    s_dispatch (self, true);
     if (previous && s_batch_finish (self, done, done_count, done_rc))
         return -1;
     return 0;

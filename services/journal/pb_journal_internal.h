@@ -187,8 +187,8 @@ int
     pb_journal_tick (pb_journal_t *self, int64_t now, zmq_msg_t *identity);
 
 //  Admit the tick just built at entries [entry_count] into the batch in
-//  hand, and dispatch it if the committer is free. Returns 0.
-int
+//  hand, and dispatch it if the committer is free.
+void
     pb_journal_tick_enqueue (pb_journal_t *self);
 
 //  Metrics (pb_journal_metrics.c): open the server of journal/metrics
