@@ -130,6 +130,8 @@ typedef struct {
     pb_histogram_t batch_sizes;         //  entries per commit
     pb_histogram_t commit_seconds;      //  txn + sync of a batch that appended
     int64_t commit_usecs;               //  the last batch's commit, from its answer
+    int log_failed;                     //  the fatal log code, once one came:
+                                        //  the log's owner's (s_commit)
     bool tick_skipped;                  //  the wall clock is behind log time
     bool map_at_max;                    //  refusing: the map is at map_max
     //  Security (pb_journal_security.c): all NULL or zero when it is off
