@@ -19,6 +19,9 @@
     shared with the publisher but the arrays read after it stops) records
     (arrival, cause) of every notify.*. Latency is from the send of an
     event or TICK to the arrival of each notification whose cause is it.
+    PB_LIVE_DUMP=FILE also writes every ACK ("A seq sent acked") and every
+    notification ("N cause arrived type"), in seconds from the start, to
+    look at the latency over time.
     =========================================================================
 */
 
