@@ -20,6 +20,7 @@
 #define S_BACKOFF_MAX 5000              //  msecs between resends, at most
 #define S_ACK_DELAY   20                //  msecs an ACKed key waits for a batch
 #define S_HOLD_DELAY  200               //  msecs a held applied_seq waits
+#define S_PREALLOC_BATCH 64             //  events of a batch written ahead after
 
 typedef struct {
     zsock_t *pipe;                      //  actor pipe (borrowed)
@@ -106,12 +107,17 @@ s_batch_flush (s_worker_t *self)
     if (self->batch_size) {
         if (!pb_worker_store_is_holding (self->store))
             self->ack_at = zclock_mono () + S_HOLD_DELAY;
-        rc = pb_worker_store_apply (self->store, self->batch, self->batch_size);
+        size_t count = self->batch_size;
+        rc = pb_worker_store_apply (self->store, self->batch, count);
         s_batch_clear (self);
+        if (rc == 0)
+            s_outbox_pump (self);
+        //  Live batches are small, and their commits are the ones the
+        //  latency waits on; a catch-up's large ones would only pay twice
+        if (rc == 0 && count <= S_PREALLOC_BATCH)
+            rc = pb_worker_store_prealloc (self->store);
         if (rc)
             self->exit_status = rc;
-        else
-            s_outbox_pump (self);
     }
     return rc;
 }
@@ -534,6 +540,7 @@ s_worker_open (const pb_worker_cfg_t *cfg, zsock_t *pipe, s_worker_t **self_p)
     int rc = pb_worker_store_open (cfg->data_dir, (size_t) cfg->map_size,
                                    cfg->rules, &self->store);
     if (rc == 0) {
+        pb_worker_store_set_prealloc (self->store, (uint64_t) cfg->prealloc);
         pb_worker_store_hold_skips (self->store);
         self->batch_last = pb_worker_store_applied_seq (self->store);
         //  Subscribe FIRST, then catch up (Clone pattern). No ZMTP
@@ -679,12 +686,12 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
 {
     assert (rules && rules->name);
     const char *n = rules->name;
-    char paths [16][80];
-    const char *keys [16] = { "data_dir", "ingest", "fanout", "replay", "map_size",
+    char paths [17][80];
+    const char *keys [17] = { "data_dir", "ingest", "fanout", "replay", "map_size",
                               "batch_max", "credit", "window", "resend_ms",
                               "replay_timeout_ms", "dump", "rebuild", "rebuild_to",
-                              "metrics", "cert", "server_key" };
-    for (int i = 0; i < 16; i++)
+                              "metrics", "cert", "server_key", "prealloc" };
+    for (int i = 0; i < 17; i++)
         snprintf (paths [i], sizeof paths [i], "%s/%s", n, keys [i]);
     char data_dir [80], verbose_path [80];
     snprintf (data_dir, sizeof data_dir, "./var/%s", n);
@@ -700,6 +707,9 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
           offsetof (pb_worker_cfg_t, replay), "journal replay endpoint" },
         { paths [4], PB_CONFIG_INT, "64M", 1 << 20, INT64_C (1) << 40,
           offsetof (pb_worker_cfg_t, map_size), "initial LMDB map size (grows)" },
+        { paths [16], PB_CONFIG_INT, "4M", 0, INT64_C (1) << 30,
+          offsetof (pb_worker_cfg_t, prealloc),
+          "bytes of the store's data file kept written ahead of its end (0: off)" },
         { paths [5], PB_CONFIG_INT, "4000", 1, 100000,
           offsetof (pb_worker_cfg_t, batch_max), "events per write transaction" },
         { paths [6], PB_CONFIG_INT, "4", 1, 1000,

@@ -93,6 +93,7 @@ typedef struct {
     char fanout [PB_CONFIG_STR_MAX];    //  journal fanout (SUB connects)
     char replay [PB_CONFIG_STR_MAX];    //  journal replay (DEALER connects)
     int64_t map_size;                   //  initial LMDB map size, bytes
+    int64_t prealloc;                   //  bytes of the store written ahead
     int64_t batch_max;                  //  events per write transaction
     int64_t credit;                     //  replay batches in flight
     int64_t window;                     //  notifications in flight

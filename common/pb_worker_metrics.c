@@ -85,7 +85,7 @@ pb_worker_metrics_publish (pb_metrics_t *metrics, pb_worker_store_t *store,
                "notifications the journal refused (quarantined)", (double) p->refused);
     s_counter (&r, "pb_worker_unavailable_total", "'unavailable' answers (resent later)",
                (double) p->unavailable);
-    s_gauge (&r, "pb_worker_store_bytes", "size of the store's data file",
+    s_gauge (&r, "pb_worker_store_bytes", "size of the store's data file (with what is written ahead)",
              (double) st.file_bytes);
     s_gauge (&r, "pb_worker_map_bytes", "LMDB map size (grows)", (double) st.map_bytes);
     s_gauge (&r, "pb_worker_map_used_bytes", "pages in use", (double) st.used_bytes);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 
 #include "pb_worker_store.h"
+#include "pb_prealloc.h"
 #include "pb_crash.h"
 #include "pb_private.h"
 
@@ -37,6 +38,7 @@ struct _pb_worker_store_t {
     bool hold_skips;                    //  hold batches of skipped events
     int64_t now;                        //  log time, as committed
     zchunk_t *acked;                    //  ACKed outbox keys to delete (owned)
+    pb_prealloc_t prealloc;             //  the data file written ahead
 };
 
 struct _pb_apply_t {
@@ -192,6 +194,30 @@ cleanup:
     else
         *store_p = self;
     return rc;
+}
+
+void
+pb_worker_store_set_prealloc (pb_worker_store_t *self, uint64_t ahead)
+{
+    assert (self);
+    pb_prealloc_init (&self->prealloc, ahead);
+}
+
+int
+pb_worker_store_prealloc (pb_worker_store_t *self)
+{
+    assert (self);
+    int was = self->prealloc.last_errno;
+    int rc = pb_prealloc_run (&self->prealloc, self->env);
+    if (rc && !pb_prealloc_full (rc))
+        return s_translate (rc, "write ahead") == PB_WORKER_CORRUPT? PB_WORKER_CORRUPT
+                                                                  : PB_WORKER_STORE;
+    if (rc && !was)
+        zsys_warning ("pb_worker: disk full, the store is not written ahead");
+    else
+    if (!rc && was && !self->prealloc.last_errno)
+        zsys_notice ("pb_worker: the store is written ahead again");
+    return 0;
 }
 
 void

@@ -107,6 +107,19 @@ void
 bool
     pb_worker_store_is_holding (pb_worker_store_t *self);
 
+//  Keep 'ahead' bytes of the store's data file written past LMDB's last
+//  page (pb_prealloc: a commit then overwrites, and its sync commits no
+//  file system metadata); 0, the default: off
+void
+    pb_worker_store_set_prealloc (pb_worker_store_t *self, uint64_t ahead);
+
+//  Write ahead, between transactions (after the outbox went out, off the
+//  latency of what it carries). A full disk only pauses it (logged once
+//  per series). Returns 0, or PB_WORKER_STORE for an I/O error of the
+//  store's disk, to be met as a failed commit is: the worker exits.
+int
+    pb_worker_store_prealloc (pb_worker_store_t *self);
+
 //  How many ACKed keys are held for deletion
 size_t
     pb_worker_store_outbox_acks_held (pb_worker_store_t *self);

@@ -1053,6 +1053,8 @@ s_journal_open (const pb_journal_cfg_t *cfg, zsock_t *pipe, pb_journal_t **self_
     self->entries = self->buffers [0];
     int rc = pb_log_open (cfg->data_dir, (uint64_t) cfg->map_size,
                           (uint64_t) cfg->map_max, &self->log);
+    if (rc == 0)
+        rc = pb_log_set_prealloc (self->log, (uint64_t) cfg->prealloc);
     //  Security before any bind: a CURVE server without its ZAP handler
     //  would take any key. Fanout is an XPUB then, to vet subscriptions.
     if (rc == 0)

@@ -30,6 +30,7 @@ typedef struct {
     char metrics [PB_CONFIG_STR_MAX];   //  HTTP HOST:PORT of /metrics, or ""
     int64_t map_size;                   //  initial LMDB map size, bytes
     int64_t map_max;                    //  the map grows up to this
+    int64_t prealloc;                   //  bytes of the log written ahead
     int64_t batch_max;                  //  messages per group commit
     int64_t replay_batch;               //  events per EVENTS message
     int64_t replay_credit_max;          //  outstanding credit per replay

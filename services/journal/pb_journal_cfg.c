@@ -31,6 +31,7 @@ const pb_config_entry_t pb_journal_cfg_table [] = {
     S_STR ("metrics", "", metrics, "HOST:PORT serving HTTP /metrics and /health; empty: off"),
     S_INT ("map_size", "64M", 1 * S_MIB, 1024 * S_GIB, map_size, "initial LMDB map size in bytes"),
     S_INT ("map_max", "64G", 1 * S_MIB, 1024 * S_GIB, map_max, "the map doubles when full, up to this"),
+    S_INT ("prealloc", "8M", 0, 1 * S_GIB, prealloc, "bytes of the log's data file kept written ahead of its end (0: off)"),
     S_INT ("batch_max", "4096", 1, 65536, batch_max, "messages per group commit (one transaction, one sync)"),
     S_INT ("replay_batch", "1000", 1, 100000, replay_batch, "events per EVENTS message"),
     S_INT ("replay_credit_max", "1000", 1, 1000000, replay_credit_max, "outstanding credit (batches) per replay"),

@@ -106,13 +106,16 @@ s_render (pb_journal_t *self, pb_metrics_t *m)
     struct stat st;
     double file_bytes = stat (path, &st) == 0? (double) st.st_size: 0;
     double map_bytes = (double) pb_log_map_size (self->log);
-    pb_metrics_gauge (m, "pb_journal_store_bytes", "size of the log's data file", file_bytes);
+    double used_bytes = (double) pb_log_used_bytes (self->log);
+    pb_metrics_gauge (m, "pb_journal_store_bytes",
+                      "size of the log's data file (with what is written ahead)", file_bytes);
+    pb_metrics_gauge (m, "pb_journal_map_used_bytes", "pages in use", used_bytes);
     pb_metrics_gauge (m, "pb_journal_map_bytes", "LMDB map size (grows up to map_max)",
                       map_bytes);
     pb_metrics_gauge (m, "pb_journal_map_max_bytes", "journal/map_max",
                       (double) self->cfg->map_max);
-    pb_metrics_gauge (m, "pb_journal_map_use_ratio", "data file size / map size",
-                      map_bytes > 0? file_bytes / map_bytes: 0);
+    pb_metrics_gauge (m, "pb_journal_map_use_ratio", "pages in use / map size",
+                      map_bytes > 0? used_bytes / map_bytes: 0);
     pb_metrics_gauge (m, "pb_journal_map_at_max", "1 while refusing: the map is at map_max",
                       self->map_at_max? 1: 0);
     if (self->cfg->security) {

@@ -90,6 +90,15 @@ int
     pb_log_open (const char *path, uint64_t map_size, uint64_t map_max,
                  pb_log_t **log_p);
 
+//  Keep 'ahead' bytes of the data file written past LMDB's last page
+//  (pb_prealloc: a commit then overwrites instead of appending, and its
+//  sync commits no file system metadata); 0: off, the default. Runs once
+//  now and after every commit, by the log's writer: a full disk only
+//  pauses it, any other error is PB_LOG_IO (of this call, or of the
+//  commit it follows, which is durable then but must not be answered).
+int
+    pb_log_set_prealloc (pb_log_t *self, uint64_t ahead);
+
 //  Close the log, aborting any open write batch; *self_p set to NULL.
 //  NULL-safe, idempotent.
 void
@@ -106,6 +115,11 @@ int64_t
 //  The current map size in bytes
 uint64_t
     pb_log_map_size (pb_log_t *self);
+
+//  Bytes of the data file that LMDB uses (the file is larger by what is
+//  written ahead, pb_log_set_prealloc)
+uint64_t
+    pb_log_used_bytes (pb_log_t *self);
 
 //  Begin a write batch. Returns 0, PB_LOG_IO or PB_LOG_CORRUPT (fatal).
 int
