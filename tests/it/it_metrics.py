@@ -160,6 +160,13 @@ def check_journal(j, port, state):
         values["pb_journal_commit_seconds_count"]
     assert values["pb_journal_store_bytes"] > 0 and values["pb_journal_map_bytes"] > 0
     assert 0 < values["pb_journal_map_use_ratio"] < 1
+    #  The data file is written ahead of the pages in use (journal/prealloc,
+    #  8 MiB, a MiB per small commit), never past the map
+    ahead = values["pb_journal_store_bytes"] - values["pb_journal_map_used_bytes"]
+    assert 512 * 1024 <= ahead <= 8 << 20, values
+    assert values["pb_journal_store_bytes"] <= values["pb_journal_map_bytes"], values
+    assert abs(values["pb_journal_map_use_ratio"] - values["pb_journal_map_used_bytes"]
+               / values["pb_journal_map_bytes"]) < 1e-6, values
     with pbtest.Replayer(j) as r:
         events, _, _ = r.replay(1)
     assert len(events) == n
@@ -314,6 +321,8 @@ def check_status(j, nac, cpe, ports, ctl):
         key = '{worker="%s"}' % w.name
         assert item["map_bytes"] == values["pb_worker_map_bytes" + key], (item, values)
         assert 0 < item["map_used_bytes"] <= item["store_bytes"], item
+        #  Written ahead after its small live batches (<worker>/prealloc 4 MiB)
+        assert 512 * 1024 <= item["store_bytes"] - item["map_used_bytes"] <= 4 << 20, item
         assert 0 < item["map_use"] < 1, item
     log = os.path.join(j.data_dir, "log", "data.mdb")
     assert report["journal"]["store_bytes"] == os.path.getsize(log), report["journal"]
