@@ -1,7 +1,7 @@
 /*  =========================================================================
     pb_prealloc - an LMDB data file kept written ahead of its last page
 
-    See pb_prealloc.h for why. One run writes at most 'ahead' bytes in
+    See pb_prealloc.h for why. One run writes at most S_STEP bytes in
     S_CHUNK pieces from a static zero buffer, then one fdatasync.
     =========================================================================
 */
@@ -91,10 +91,11 @@ pb_prealloc_run (pb_prealloc_t *self, MDB_env *env)
     //  Under LMDB's writer lock (an empty write transaction): no writer, in
     //  this process or another, writes a page meanwhile, and the last page
     //  is the committed one
+    //  (If LMDB refuses one, it is the next real transaction's to meet.)
     MDB_txn *txn;
-    int rc = mdb_txn_begin (env, NULL, 0, &txn);
-    if (rc)
-        return rc;
+    int rc = 0;
+    if (mdb_txn_begin (env, NULL, 0, &txn))
+        return 0;
     if (!s_wanted (self, env, fd, &from, &to)) {
         mdb_txn_abort (txn);
         return 0;
