@@ -15,8 +15,9 @@
     in flight) and a TICK is sent only once every event before it was
     answered, so that the log's order is the scenario's.
 
-    A subscriber thread (its own socket, its own ZeroMQ context: nothing
-    shared with the publisher but the arrays read after it stops) records
+    A subscriber thread (its own socket, on an I/O thread of its own:
+    nothing shared with the publisher but the arrays read after it stops,
+    and ZeroMQ's context) records
     (arrival, cause) of every notify.*. Latency is from the send of an
     event or TICK to the arrival of each notification whose cause is it.
     PB_LIVE_DUMP=FILE also writes every ACK ("A seq sent acked") and every
@@ -70,15 +71,18 @@ static void *
 s_subscriber_run (void *arg)
 {
     s_subscriber_t *self = (s_subscriber_t *) arg;
-    void *ctx = zmq_ctx_new ();
-    void *sub = zmq_socket (ctx, ZMQ_SUB);
-    int zero = 0, timeout = 100;
-    zmq_setsockopt (sub, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt (sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt (sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "notify.", 7);
-    int rc = zmq_connect (sub, self->fanout);
-    assert (rc == 0);
+    //  Through pb_sock like every socket of the project: no high-water
+    //  mark (a notification dropped would be a latency never measured)
+    pb_sock_opts_t opts = PB_SOCK_OPTS_DEFAULTS;
+    opts.rcvhwm = 0;
+    opts.linger = 0;
+    char endpoint [300];
+    snprintf (endpoint, sizeof endpoint, ">%s", self->fanout);
+    zsock_t *sub_sock = pb_sock_new (ZMQ_SUB, endpoint, &opts);
+    assert (sub_sock);
+    zsock_set_rcvtimeo (sub_sock, 100);
+    zsock_set_subscribe (sub_sock, "notify.");
+    void *sub = zsock_resolve (sub_sock);
     zclock_sleep (300);                 //  The subscription reaches the PUB
     self->ready = 1;
     msgpack_unpacked result;
@@ -127,8 +131,7 @@ s_subscriber_run (void *arg)
         zmq_msg_close (&body);
     }
     msgpack_unpacked_destroy (&result);
-    zmq_close (sub);
-    zmq_ctx_term (ctx);
+    zsock_destroy (&sub_sock);
     return NULL;
 }
 
@@ -325,6 +328,9 @@ main (int argc, char *argv [])
         fprintf (stderr, "pb_live_bench: cannot read %s\n", steps_path);
         return 2;
     }
+    //  Two I/O threads: the subscriber's socket does not queue behind
+    //  the publisher's on one
+    zsys_set_io_threads (2);
     zsys_init ();
     s_subscriber_t subscriber = { .running = 1 };
     snprintf (subscriber.fanout, sizeof subscriber.fanout, "%s", fanout);
