@@ -7,7 +7,6 @@
     =========================================================================
 */
 #include "pb_log.h"
-#include "pb_prealloc.h"
 
 #include <assert.h>
 #include <czmq.h>
