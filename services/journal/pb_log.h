@@ -93,9 +93,11 @@ int
 //  Keep 'ahead' bytes of the data file written past LMDB's last page
 //  (pb_prealloc: a commit then overwrites instead of appending, and its
 //  sync commits no file system metadata); 0: off, the default. Runs once
-//  now and after every commit, by the log's writer: a full disk only
-//  pauses it, any other error is PB_LOG_IO (of this call, or of the
-//  commit it follows, which is durable then but must not be answered).
+//  now and after every commit of a small batch (64 KiB put at most; a
+//  large one appends, as its sync is mostly its data), by the log's
+//  writer: a full disk only pauses it, any other error is PB_LOG_IO (of
+//  this call, or of the commit it follows, which is durable then but must
+//  not be answered).
 int
     pb_log_set_prealloc (pb_log_t *self, uint64_t ahead);
 
