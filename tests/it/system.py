@@ -75,14 +75,24 @@ def dump_store(binary, data_dir, timeout=60.0):
 def applied_seq(binary, data_dir, tries=3):
     """applied_seq of the store: the 'meta applied_seq <hex>' line of the
     dump (meta comes first; the rest of the dump is not read); 0 for a
-    store that has applied nothing, None when the dump failed 'tries'
-    times (it does, with MDB_MAP_RESIZED, while the worker's store grows:
-    see the report of issue 3)."""
+    store that has applied nothing (also one whose worker died before
+    LMDB wrote its meta pages), None when the dump failed 'tries' times
+    (it does, with MDB_MAP_RESIZED, while the worker's store grows: see
+    the report of issue 3)."""
     for _ in range(tries):
         seq = _applied_seq_once(binary, data_dir)
         if seq is not None:
             return seq
         time.sleep(0.01)
+    #  A worker killed between making its directory and LMDB's writing of
+    #  the two meta pages of a new store leaves no data.mdb, or a shorter
+    #  one, which no dump opens: that store has applied nothing
+    try:
+        size = os.path.getsize(os.path.join(data_dir, "data.mdb"))
+    except OSError:
+        size = 0
+    if size < 2 * os.sysconf("SC_PAGE_SIZE"):
+        return 0
     return None
 
 
