@@ -8,6 +8,7 @@
 #include "pb_prealloc.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,12 @@ s_mono_msec (void)
 }
 
 void
-pb_prealloc_init (pb_prealloc_t *self, uint64_t ahead)
+pb_prealloc_init (pb_prealloc_t *self, const char *name, uint64_t ahead)
 {
     assert (self);
+    assert (name);
     memset (self, 0, sizeof *self);
+    self->name = name;
     self->ahead = ahead;
 }
 
@@ -60,10 +63,11 @@ s_wanted (pb_prealloc_t *self, MDB_env *env, mdb_filehandle_t fd,
           uint64_t *from_p, uint64_t *to_p)
 {
     MDB_envinfo info;
+    MDB_stat stat;
     struct stat st;
-    if (mdb_env_info (env, &info) || fstat (fd, &st))
+    if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat) || fstat (fd, &st))
         return false;
-    uint64_t used = pb_prealloc_used (env);
+    uint64_t used = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
     uint64_t size = (uint64_t) st.st_size;
     uint64_t target = used + self->ahead;
     if (target > (uint64_t) info.me_mapsize)
@@ -126,6 +130,11 @@ pb_prealloc_run (pb_prealloc_t *self, MDB_env *env)
         rc = errno? errno: EIO;         //  The file ends where it did, or
                                         //  the disk is in trouble
     mdb_txn_abort (txn);
+    if (pb_prealloc_full (rc) && !self->last_errno)
+        zsys_warning ("%s: disk full, the data file is not written ahead", self->name);
+    else
+    if (rc == 0 && self->last_errno)
+        zsys_notice ("%s: the data file is written ahead again", self->name);
     self->last_errno = rc;
     self->retry_at = rc? s_mono_msec () + S_RETRY_MSEC: 0;
     return rc;
@@ -156,14 +165,14 @@ pb_prealloc_test (bool verbose)
 
     //  Off: nothing is written
     pb_prealloc_t pre;
-    pb_prealloc_init (&pre, 0);
+    pb_prealloc_init (&pre, "pb_prealloc test", 0);
     assert (pb_prealloc_run (&pre, env) == 0);
     assert (pre.written == 0);
 
     //  Values appended commit by commit: the file stays 'ahead' past the
     //  last page (never past the map), every value reads back, and a
     //  reopen sees them all
-    pb_prealloc_init (&pre, 1 << 20);
+    pb_prealloc_init (&pre, "pb_prealloc test", 1 << 20);
     MDB_dbi dbi = 0;
     char value [3000];
     for (uint32_t i = 0; i < 600; i++) {

@@ -31,15 +31,17 @@
 #include <stdint.h>
 
 typedef struct {
+    const char *name;                   //  for the log (borrowed, static)
     uint64_t ahead;                     //  bytes kept written past the last page
     int64_t retry_at;                   //  after a failure: not before (mono ms)
     uint64_t written;                   //  zero bytes written since start
     int last_errno;                     //  of the last failure, or 0
 } pb_prealloc_t;
 
-//  Keep 'ahead' bytes written past the last page (0: off)
+//  Keep 'ahead' bytes written past the last page (0: off) of the store
+//  'name' (for the log: a full disk is logged once per series)
 void
-    pb_prealloc_init (pb_prealloc_t *self, uint64_t ahead);
+    pb_prealloc_init (pb_prealloc_t *self, const char *name, uint64_t ahead);
 
 //  Between transactions, by the environment's writer: if half a MiB or
 //  more is missing of 'ahead' past LMDB's last page, write zeros towards

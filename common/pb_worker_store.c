@@ -200,24 +200,15 @@ void
 pb_worker_store_set_prealloc (pb_worker_store_t *self, uint64_t ahead)
 {
     assert (self);
-    pb_prealloc_init (&self->prealloc, ahead);
+    pb_prealloc_init (&self->prealloc, "pb_worker", ahead);
 }
 
 int
 pb_worker_store_prealloc (pb_worker_store_t *self)
 {
     assert (self);
-    int was = self->prealloc.last_errno;
     int rc = pb_prealloc_run (&self->prealloc, self->env);
-    if (rc && !pb_prealloc_full (rc))
-        return s_translate (rc, "write ahead") == PB_WORKER_CORRUPT? PB_WORKER_CORRUPT
-                                                                  : PB_WORKER_STORE;
-    if (rc && !was)
-        zsys_warning ("pb_worker: disk full, the store is not written ahead");
-    else
-    if (!rc && was && !self->prealloc.last_errno)
-        zsys_notice ("pb_worker: the store is written ahead again");
-    return 0;
+    return rc && !pb_prealloc_full (rc)? s_translate (rc, "write ahead"): 0;
 }
 
 void

@@ -522,25 +522,16 @@ s_disk_full (pb_log_t *self)
     return available < 4 * self->batch_bytes + 1024 * 1024;
 }
 
-//  Write ahead of the last page, after a commit. A full disk is logged
-//  once per series and is no failure (pb_prealloc tries again after a
-//  pause, and never takes the last of the disk: LMDB meets it as it would
-//  without). Any other error is the log's disk failing: PB_LOG_IO, as a
-//  failed commit (the batch is durable, but nothing more is answered).
+//  Write ahead of the last page, after a commit. A full disk is no
+//  failure (pb_prealloc logs it, tries again after a pause, and never
+//  takes the last of the disk: LMDB meets it as it would without). Any
+//  other error is the log's disk failing: PB_LOG_IO, as a failed commit
+//  (the batch is durable, but nothing more is answered).
 static int
 s_prealloc (pb_log_t *self)
 {
-    int was = self->prealloc.last_errno;
     int rc = pb_prealloc_run (&self->prealloc, self->env);
-    if (rc && !pb_prealloc_full (rc))
-        return s_translate (self, rc, "write ahead");
-    if (rc && !was)
-        zsys_warning ("pb_log: disk full, the data file is not written ahead path=%s",
-                      self->path);
-    else
-    if (!rc && was && !self->prealloc.last_errno)
-        zsys_notice ("pb_log: the data file is written ahead again path=%s", self->path);
-    return 0;
+    return rc && !pb_prealloc_full (rc)? s_translate (self, rc, "write ahead"): 0;
 }
 
 int
@@ -548,7 +539,7 @@ pb_log_set_prealloc (pb_log_t *self, uint64_t ahead)
 {
     assert (self);
     assert (!self->write);
-    pb_prealloc_init (&self->prealloc, ahead);
+    pb_prealloc_init (&self->prealloc, "pb_log", ahead);
     return s_prealloc (self);
 }
 
