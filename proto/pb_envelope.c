@@ -473,7 +473,7 @@ s_raw_item_checked (const uint8_t *p, const uint8_t *end, size_t *head,
 static bool
 s_peek (const void *bytes, size_t size, bool want_seq, pb_envelope_type_fn *enough,
         void *arg, uint64_t *seq_p, bool *have_seq_p, const char **type_p,
-        size_t *type_len_p)
+        size_t *type_len_p, bool *enough_p)
 {
     const uint8_t *p = (const uint8_t *) bytes;
     const uint8_t *end = p + size;
@@ -484,7 +484,7 @@ s_peek (const void *bytes, size_t size, bool want_seq, pb_envelope_type_fn *enou
         return false;
     pairs /= 2;
     p += head;
-    bool have_seq = false, have_type = false;
+    bool have_seq = false, have_type = false, said_enough = false;
     const char *type = NULL;
     size_t type_len = 0;
     uint64_t seq = 0;
@@ -524,8 +524,10 @@ s_peek (const void *bytes, size_t size, bool want_seq, pb_envelope_type_fn *enou
                 type = (const char *) p + head;
                 type_len = payload;
                 have_type = true;
-                if (enough && enough (type, type_len, arg))
+                if (enough && enough (type, type_len, arg)) {
                     want_seq = false;           //  The caller takes it from here
+                    said_enough = true;
+                }
             }
             first = false;
             p += head + payload;
@@ -537,6 +539,8 @@ s_peek (const void *bytes, size_t size, bool want_seq, pb_envelope_type_fn *enou
     *seq_p = seq;
     *type_p = type;
     *type_len_p = type_len;
+    if (enough_p)
+        *enough_p = said_enough;
     return true;
 }
 
@@ -549,7 +553,7 @@ pb_envelope_peek_seq (const void *bytes, size_t size, uint64_t *seq_p,
     bool have_seq = false;
     const char *type;
     size_t type_len;
-    if (!s_peek (bytes, size, true, NULL, NULL, &seq, &have_seq, &type, &type_len)
+    if (!s_peek (bytes, size, true, NULL, NULL, &seq, &have_seq, &type, &type_len, NULL)
     ||  !have_seq)
         return false;
     *seq_p = seq;
@@ -568,9 +572,11 @@ pb_envelope_peek_unless (const void *bytes, size_t size, pb_envelope_type_fn *en
     bool have_seq = false;
     const char *type = NULL;
     size_t type_len = 0;
-    if (!s_peek (bytes, size, true, enough, arg, &seq, &have_seq, &type, &type_len))
+    bool said_enough;
+    if (!s_peek (bytes, size, true, enough, arg, &seq, &have_seq, &type, &type_len,
+                 &said_enough))
         return -1;
-    if (type && !have_seq && enough (type, type_len, arg)) {
+    if (said_enough && !have_seq) {
         *type_p = type;
         *type_len_p = type_len;
         return 1;                       //  Stopped at the type
@@ -655,6 +661,8 @@ s_test_raw (const char *frame, const void *bytes, size_t size,
 static bool
 s_test_yes (const char *type, size_t len, void *arg)
 {
+    if (arg)
+        (*(int *) arg)++;               //  How many times it was asked
     return true;
 }
 
@@ -718,8 +726,10 @@ pb_envelope_test (bool verbose)
     const char *peek_type = NULL;
     size_t peek_type_len = 0;
     //  The walk that stops at a type the caller will decode anyway
-    assert (pb_envelope_peek_unless (stored, stored_size, s_test_yes, NULL, &peeked,
+    int asked = 0;
+    assert (pb_envelope_peek_unless (stored, stored_size, s_test_yes, &asked, &peeked,
                                      &peek_type, &peek_type_len) == 1);
+    assert (asked == 1);                //  Once per event, not twice
     assert (peek_type_len == env->type_len && memcmp (peek_type, env->type, env->type_len) == 0);
     peeked = 0;
     assert (pb_envelope_peek_unless (stored, stored_size, s_test_no, NULL, &peeked,
