@@ -64,16 +64,23 @@ s_wanted (pb_prealloc_t *self, MDB_env *env, mdb_filehandle_t fd,
 {
     MDB_envinfo info;
     MDB_stat stat;
-    struct stat st;
-    if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat) || fstat (fd, &st))
+    if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat))
         return false;
     uint64_t used = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
-    uint64_t size = (uint64_t) st.st_size;
     uint64_t target = used + self->ahead;
     if (target > (uint64_t) info.me_mapsize)
         target = (uint64_t) info.me_mapsize;
-    //  Half a step missing at least (or half of a smaller 'ahead')
+    //  Half a step missing at least (or half of a smaller 'ahead'). The
+    //  file never shrinks under LMDB, so a size it had is enough to say no
+    //  without asking the kernel, which most runs do
     uint64_t step = self->ahead < S_STEP? self->ahead: S_STEP;
+    uint64_t size = self->size_floor;
+    if (size >= target || (target - size) * 2 < step)
+        return false;
+    struct stat st;
+    if (fstat (fd, &st))
+        return false;
+    size = self->size_floor = (uint64_t) st.st_size;
     if (size >= target || (target - size) * 2 < step)
         return false;
     *from_p = size;
@@ -123,12 +130,15 @@ pb_prealloc_run (pb_prealloc_t *self, MDB_env *env)
     }
     if (rc == 0 && fdatasync (fd))
         rc = errno? errno: EIO;
-    if (rc == 0)
+    if (rc == 0) {
         self->written += at - from;
-    else
-    if (ftruncate (fd, (off_t) from))
-        rc = errno? errno: EIO;         //  The file ends where it did, or
-                                        //  the disk is in trouble
+        self->size_floor = at;
+    }
+    else {
+        self->size_floor = 0;           //  Asked again next time
+        if (ftruncate (fd, (off_t) from))
+            rc = errno? errno: EIO;     //  The file ends where it did, or
+    }                                   //  the disk is in trouble
     mdb_txn_abort (txn);
     if (pb_prealloc_full (rc) && !self->last_errno)
         zsys_warning ("%s: disk full, the data file is not written ahead", self->name);

@@ -36,6 +36,7 @@ typedef struct {
     int64_t retry_at;                   //  after a failure: not before (mono ms)
     uint64_t written;                   //  zero bytes written since start
     int last_errno;                     //  of the last failure, or 0
+    uint64_t size_floor;                //  the data file is at least this long
 } pb_prealloc_t;
 
 //  Keep 'ahead' bytes written past the last page (0: off) of the store
