@@ -27,6 +27,7 @@
     threads share nothing but the read-only options.
     =========================================================================
 */
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -140,28 +141,51 @@ s_envelope (msgpack_sbuffer *buf, const char *id, const char *src, int pad)
     msgpack_pack_str_with_body (&pk, comment, pad);
 }
 
-//  Envelope number i of producer 'index', padded to about opts->size.
-//  'pads' caches the padding by id length (64 entries, -1 unknown), so
-//  that an event is packed once: the client shares the two cores with the
-//  journal it measures.
+//  A producer's envelopes, padded to opts->size bytes: packed once with a
+//  counter of S_DIGITS digits at the end of its id, after which an event
+//  costs the writing of those digits (the client shares the two cores
+//  with the journal it measures)
+#define S_DIGITS 12
+
+typedef struct {
+    msgpack_sbuffer buf;        //  the envelope
+    size_t digits;              //  offset of the id's counter in buf
+} s_template_t;
+
 static void
-s_event (const s_opts_t *opts, int index, long i, msgpack_sbuffer *buf, int *pads)
+s_template_init (s_template_t *self, const s_opts_t *opts, int index)
 {
     char id [64], src [32];
-    int id_len = snprintf (id, sizeof id, "%s-%ld", opts->run_id, i);
+    int id_len = snprintf (id, sizeof id, "%s-%0*d", opts->run_id, S_DIGITS, 0);
     snprintf (src, sizeof src, "bench-%d", index);
-    if (id_len < 0 || id_len >= 64)
-        id_len = 63;
-    if (pads [id_len] < 0) {
-        msgpack_sbuffer_clear (buf);
-        s_envelope (buf, id, src, 0);
-        int pad = opts->size - (int) buf->size;
-        //  A str header grows by one byte past 31 and by two past 255
-        pad -= pad > 31? (pad > 255? 2: 1): 0;
-        pads [id_len] = pad;
-    }
-    msgpack_sbuffer_clear (buf);
-    s_envelope (buf, id, src, pads [id_len]);
+    assert (id_len > S_DIGITS && id_len < (int) sizeof id);
+    msgpack_sbuffer_init (&self->buf);
+    s_envelope (&self->buf, id, src, 0);
+    int pad = opts->size - (int) self->buf.size;
+    //  A str header grows by one byte past 31 and by two past 255
+    pad -= pad > 31? (pad > 255? 2: 1): 0;
+    msgpack_sbuffer_clear (&self->buf);
+    s_envelope (&self->buf, id, src, pad);
+    //  The id is the first str value that holds it
+    size_t at = 0;
+    while (memcmp (self->buf.data + at, id, (size_t) id_len) != 0)
+        at++;
+    self->digits = at + (size_t) id_len - S_DIGITS;
+}
+
+//  Make the envelope number 'i'
+static void
+s_template_set (s_template_t *self, long i)
+{
+    char *digit = self->buf.data + self->digits + S_DIGITS;
+    for (int d = 0; d < S_DIGITS; d++, i /= 10)
+        *--digit = (char) ('0' + i % 10);
+}
+
+static void
+s_template_destroy (s_template_t *self)
+{
+    msgpack_sbuffer_destroy (&self->buf);
 }
 
 //  --------------------------------------------------------------------------
@@ -177,11 +201,8 @@ s_producer_run (void *arg)
     char endpoint [256];
     snprintf (endpoint, sizeof endpoint, ">%s", self->endpoint);
     zsock_t *sock = pb_sock_new (ZMQ_DEALER, endpoint, NULL);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    int pads [64];
-    for (int i = 0; i < 64; i++)
-        pads [i] = -1;
+    s_template_t envelope;
+    s_template_init (&envelope, opts, self->index);
     self->rc = sock? 0: -1;
     if (sock) {
         zsock_set_rcvtimeo (sock, 30000);
@@ -189,15 +210,11 @@ s_producer_run (void *arg)
         long sent = 0, got = 0;
         while (got < self->count && self->rc == 0) {
             while (sent < self->count && sent - got < self->window) {
-                if (self->raw) {
-                    if (sent == 0)
-                        s_event (opts, self->index, 0, &buf, pads);
-                }
-                else
-                    s_event (opts, self->index, sent, &buf, pads);
+                if (!self->raw)
+                    s_template_set (&envelope, sent);
                 sent_at [sent % self->window] = s_now ();
                 zmq_send (handle, "activity.feedback", 17, ZMQ_SNDMORE);
-                zmq_send (handle, buf.data, buf.size, 0);
+                zmq_send (handle, envelope.buf.data, envelope.buf.size, 0);
                 sent++;
             }
             //  Wait for one reply, then take every reply already there
@@ -233,7 +250,7 @@ s_producer_run (void *arg)
             }
         }
     }
-    msgpack_sbuffer_destroy (&buf);
+    s_template_destroy (&envelope);
     zsock_destroy (&sock);
     free (sent_at);
     return NULL;
