@@ -8,6 +8,9 @@
       - the ACK latency of a well-behaved producer while another floods
         the journal with malformed messages;
       - the journal's peak memory (VmHWM of --pid);
+      - one event in flight again, --pairs times, each run back to back
+        with its floor (raw LMDB one-value commits, file written ahead),
+        since the disk's flush tail here moves from minute to minute;
       - with --replay, pipelined ingest while whole-log replays run
         (flow-controlled), their rate, and the journal's resident memory
         meanwhile;
@@ -61,6 +64,7 @@ typedef struct {
     long flood_good;            //  good events sent one at a time meanwhile
     const char *replay;         //  journal replay endpoint, or NULL (borrowed)
     int replays;                //  replay clients during the replay run
+    int pairs;                  //  one-in-flight runs side by side with the floor
     const char *tmp;            //  where the LMDB ceiling writes
     char run_id [32];           //  makes ids unique across runs
 } s_opts_t;
@@ -625,7 +629,7 @@ s_usage (void)
             "         [--producers 1,4,16] [--window N] [--size BYTES]\n"
             "         [--lmdb-events N] [--zmq-events N] [--flood N]\n"
             "         [--flood-good N] [--replay ENDPOINT] [--replays N]\n"
-            "         [--tmp DIR] [--quick]\n"
+            "         [--pairs N] [--tmp DIR] [--quick]\n"
             "--ingest none: the ceilings only\n");
 }
 
@@ -637,7 +641,7 @@ main (int argc, char *argv [])
         .size = 200, .producers = { 1, 4, 16 }, .producer_count = 3,
         .window = 1000, .lmdb_events = 200000, .zmq_events = 200000,
         .flood_bad = 50000, .flood_good = 2000, .replay = NULL, .replays = 2,
-        .tmp = "/tmp"
+        .pairs = 4, .tmp = "/tmp"
     };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i];
@@ -650,6 +654,7 @@ main (int argc, char *argv [])
             opts.zmq_events = 5000;
             opts.flood_bad = 2000;
             opts.flood_good = 100;
+            opts.pairs = 1;
             takes = false;
         }
         else
@@ -693,6 +698,9 @@ main (int argc, char *argv [])
         else
         if (streq (arg, "--replays"))
             opts.replays = atoi (val);
+        else
+        if (streq (arg, "--pairs"))
+            opts.pairs = atoi (val);
         else
         if (streq (arg, "--tmp"))
             opts.tmp = val;
@@ -860,6 +868,27 @@ main (int argc, char *argv [])
                     "now %ld kB: it counts the pages of the log the replays read)\n",
                     rss_before, sampler.peak_kb, s_vm_kb (opts.pid, "VmRSS"));
     }
+    //  The disk's flush tail moves from minute to minute here, so one
+    //  event in flight is also measured back to back with its floor (raw
+    //  LMDB, one value per commit, file written ahead), pair by pair
+    if (opts.pairs > 0) {
+        printf ("\nOne event in flight (1 producer, %ld events) back to back with its "
+                "floor (raw LMDB, %ld one-value commits, file written ahead)\n\n",
+                opts.events_w1, opts.events_w1);
+        printf ("| pair | journal p50 ms | p99 ms | floor p50 ms | p99 ms | p99 / floor p99 |\n");
+        printf ("|------|----------------|--------|--------------|--------|-----------------|\n");
+    }
+    for (int pair = 0; pair < opts.pairs; pair++) {
+        double rate, floor_p50 = 0, floor_p99 = 0;
+        failed |= s_lmdb_ceiling (&opts, 1, opts.events_w1, true, &rate, &floor_p50,
+                                  &floor_p99);
+        s_run_producers (&opts, opts.ingest, tag++, 1, 1, opts.events_w1, false, &fig);
+        failed |= fig.rc || fig.naks;
+        printf ("| %4d | %14.3f | %6.3f | %12.3f | %6.3f | %15.2f |\n", pair + 1,
+                fig.p50 * 1e3, fig.p99 * 1e3, floor_p50, floor_p99,
+                floor_p99 > 0? fig.p99 * 1e3 / floor_p99: 0);
+    }
+
     printf ("\n");
     if (failed)
         fprintf (stderr, "pb_bench: some runs failed (timeouts or NAKs), see above\n");

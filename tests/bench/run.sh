@@ -7,7 +7,8 @@
 #    --no-build        use the binaries already in --build-dir
 #    other options go to pb_bench (--quick, --events N, --producers 1,4,16,
 #    --window N, --events-w1 N, --lmdb-events N, --zmq-events N, --flood N,
-#    --replays N: whole-log replays during the last pipelined run, default 2)
+#    --replays N: whole-log replays during the last pipelined run, default 2,
+#    --pairs N: one-in-flight runs back to back with their LMDB floor, default 4)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
