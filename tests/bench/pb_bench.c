@@ -172,8 +172,10 @@ s_template_init (s_template_t *self, const s_opts_t *opts, int index)
     s_envelope (&self->buf, id, src, pad);
     //  The id is the first str value that holds it
     size_t at = 0;
-    while (memcmp (self->buf.data + at, id, (size_t) id_len) != 0)
+    while (at + (size_t) id_len <= self->buf.size
+       &&  memcmp (self->buf.data + at, id, (size_t) id_len) != 0)
         at++;
+    assert (at + (size_t) id_len <= self->buf.size);
     self->digits = at + (size_t) id_len - S_DIGITS;
 }
 
