@@ -47,6 +47,13 @@ pb_prealloc_init (pb_prealloc_t *self, const char *name, uint64_t ahead)
     self->ahead = ahead;
 }
 
+//  Bytes of the pages in use: through LMDB's last page
+static uint64_t
+s_used (const MDB_envinfo *info, const MDB_stat *stat)
+{
+    return ((uint64_t) info->me_last_pgno + 1) * stat->ms_psize;
+}
+
 uint64_t
 pb_prealloc_used (MDB_env *env)
 {
@@ -54,7 +61,14 @@ pb_prealloc_used (MDB_env *env)
     MDB_stat stat;
     if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat))
         return 0;
-    return ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
+    return s_used (&info, &stat);
+}
+
+//  Whether a file of 'size' bytes is short of 'target' by half a step
+static bool
+s_short (uint64_t size, uint64_t target, uint64_t step)
+{
+    return size < target && (target - size) * 2 >= step;
 }
 
 //  Where a run should write, [*from_p, *to_p); false if nowhere
@@ -66,22 +80,21 @@ s_wanted (pb_prealloc_t *self, MDB_env *env, mdb_filehandle_t fd,
     MDB_stat stat;
     if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat))
         return false;
-    uint64_t used = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
-    uint64_t target = used + self->ahead;
+    uint64_t target = s_used (&info, &stat) + self->ahead;
     if (target > (uint64_t) info.me_mapsize)
         target = (uint64_t) info.me_mapsize;
     //  Half a step missing at least (or half of a smaller 'ahead'). The
-    //  file never shrinks under LMDB, so a size it had is enough to say no
-    //  without asking the kernel, which most runs do
+    //  file never shrinks under LMDB, so a size it had answers most runs
+    //  without asking the kernel
     uint64_t step = self->ahead < S_STEP? self->ahead: S_STEP;
     uint64_t size = self->size_floor;
-    if (size >= target || (target - size) * 2 < step)
-        return false;
-    struct stat st;
-    if (fstat (fd, &st))
-        return false;
-    size = self->size_floor = (uint64_t) st.st_size;
-    if (size >= target || (target - size) * 2 < step)
+    if (s_short (size, target, step)) {
+        struct stat st;
+        if (fstat (fd, &st))
+            return false;
+        size = self->size_floor = (uint64_t) st.st_size;
+    }
+    if (!s_short (size, target, step))
         return false;
     *from_p = size;
     *to_p = target - size > S_STEP? size + S_STEP: target;
