@@ -14,9 +14,14 @@
       - with --replay, pipelined ingest while whole-log replays run
         (flow-controlled), their rate, and the journal's resident memory
         meanwhile;
+      - with --log (the journal's log directory), the log's growth in
+        bytes per event over the last pipelined run, and the rate that
+        the disk alone would allow at that many bytes: the LMDB ceiling's
+        bytes per second over the log's bytes per event;
     and, in the same run, the ceilings these figures are compared with:
       - raw LMDB batched append rate with sync (batches of 1000 values of
-        the event size, in a temporary directory);
+        the event size, in a temporary directory), and the bytes on disk
+        that this is: the disk's synced bandwidth;
       - raw LMDB one value per commit + sync, its commit's p50 and p99,
         the floor of an ACK's latency with one event in flight under the
         log's durability: as LMDB writes its file, and with the file
@@ -66,6 +71,7 @@ typedef struct {
     int replays;                //  replay clients during the replay run
     int pairs;                  //  one-in-flight runs side by side with the floor
     const char *tmp;            //  where the LMDB ceiling writes
+    const char *log;            //  the journal's log directory, or NULL (borrowed)
     char run_id [32];           //  makes ids unique across runs
 } s_opts_t;
 
@@ -88,6 +94,32 @@ typedef struct {
     long acks, naks;
     int rc;
 } s_figures_t;
+
+//  Bytes of an LMDB environment's pages in use (its last page + 1), read
+//  from its meta pages, or -1. Read-only beside the process that writes
+//  it: LMDB's own multi-process use, no transaction is held.
+static double
+s_env_bytes (MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat))
+        return -1;
+    return ((double) info.me_last_pgno + 1) * stat.ms_psize;
+}
+
+static double
+s_dir_bytes (const char *dir)
+{
+    MDB_env *env = NULL;
+    double bytes = -1;
+    if (dir && mdb_env_create (&env) == 0
+    &&  mdb_env_open (env, dir, MDB_RDONLY, 0644) == 0)
+        bytes = s_env_bytes (env);
+    if (env)
+        mdb_env_close (env);
+    return bytes;
+}
 
 static double
 s_now (void)
@@ -319,7 +351,7 @@ s_run_producers (const s_opts_t *opts, const char *endpoint, int tag, int count,
 //  pb-journal does (journal/prealloc), outside the commits' times
 static int
 s_lmdb_ceiling (const s_opts_t *opts, int batch, long values, bool ahead,
-                double *rate, double *p50, double *p99)
+                double *rate, double *p50, double *p99, double *bytes_p)
 {
     char dir [512];
     snprintf (dir, sizeof dir, "%s/pb-bench-lmdb-XXXXXX", opts->tmp);
@@ -380,6 +412,10 @@ s_lmdb_ceiling (const s_opts_t *opts, int batch, long values, bool ahead,
     if (rc)
         fprintf (stderr, "pb_bench: LMDB: %s\n", mdb_strerror (rc));
     *rate = elapsed > 0? written / elapsed: 0;
+    //  What each value costs on disk: key, node header, the page's slack
+    //  and the branch pages, as LMDB lays them out
+    if (bytes_p)
+        *bytes_p = env && written > 0? s_env_bytes (env) / written: -1;
     if (env)
         mdb_env_close (env);
     free (value);
@@ -631,7 +667,7 @@ s_usage (void)
             "         [--producers 1,4,16] [--window N] [--size BYTES]\n"
             "         [--lmdb-events N] [--zmq-events N] [--flood N]\n"
             "         [--flood-good N] [--replay ENDPOINT] [--replays N]\n"
-            "         [--pairs N] [--tmp DIR] [--quick]\n"
+            "         [--pairs N] [--tmp DIR] [--log DIR] [--quick]\n"
             "--ingest none: the ceilings only\n");
 }
 
@@ -707,6 +743,9 @@ main (int argc, char *argv [])
         if (streq (arg, "--tmp"))
             opts.tmp = val;
         else
+        if (streq (arg, "--log"))
+            opts.log = val;
+        else
         if (streq (arg, "--producers")) {
             opts.producer_count = 0;
             char copy [128];
@@ -735,11 +774,14 @@ main (int argc, char *argv [])
     //  The ceilings: raw LMDB, and raw ZeroMQ in every configuration the
     //  journal is measured in (same producers, same window, same bytes)
     double lmdb_rate = 0, lmdb1_rate = 0, p50, p99, lmdb1_p50 = 0, lmdb1_p99 = 0;
-    double ahead_rate = 0, ahead_p50 = 0, ahead_p99 = 0;
+    double ahead_rate = 0, ahead_p50 = 0, ahead_p99 = 0, lmdb_bytes = -1;
     long lmdb1_values = opts.lmdb_events / 100 > 100? opts.lmdb_events / 100: 100;
-    if (s_lmdb_ceiling (&opts, 1000, opts.lmdb_events, false, &lmdb_rate, &p50, &p99)
-    ||  s_lmdb_ceiling (&opts, 1, lmdb1_values, false, &lmdb1_rate, &lmdb1_p50, &lmdb1_p99)
-    ||  s_lmdb_ceiling (&opts, 1, lmdb1_values, true, &ahead_rate, &ahead_p50, &ahead_p99))
+    if (s_lmdb_ceiling (&opts, 1000, opts.lmdb_events, false, &lmdb_rate, &p50, &p99,
+                        &lmdb_bytes)
+    ||  s_lmdb_ceiling (&opts, 1, lmdb1_values, false, &lmdb1_rate, &lmdb1_p50, &lmdb1_p99,
+                        NULL)
+    ||  s_lmdb_ceiling (&opts, 1, lmdb1_values, true, &ahead_rate, &ahead_p50, &ahead_p99,
+                        NULL))
         failed = 1;
     int windows [2] = { opts.window, 1 };
     s_figures_t ceiling [2][S_MAX_CONFIGS];
@@ -763,6 +805,9 @@ main (int argc, char *argv [])
     printf ("Ceilings of this machine\n\n");
     printf ("  raw LMDB append, batches of 1000, one commit + sync each: "
             "%.0f values/s (%ld values)\n", lmdb_rate, opts.lmdb_events);
+    if (lmdb_bytes > 0)
+        printf ("    %.0f bytes on disk per value: %.1f MB/s written and synced, "
+                "the disk's bandwidth for the log\n", lmdb_bytes, lmdb_rate * lmdb_bytes / 1e6);
     printf ("  raw LMDB append, one value per commit + sync:            "
             "%.0f values/s (%ld values; %.3f ms each)\n", lmdb1_rate, lmdb1_values,
             lmdb1_rate > 0? 1e3 / lmdb1_rate: 0);
@@ -795,12 +840,22 @@ main (int argc, char *argv [])
             "----------|----------|----------|----------|\n");
     //  Warm up: connects, first map pages
     s_run_producers (&opts, opts.ingest, tag++, 1, opts.window, 1000, false, &fig);
+    //  The log's growth in the last pipelined run, in bytes per event
+    double log_bytes = -1, log_rate = 0;
+    int log_producers = 0;
     for (int w = 0; w < 2; w++)
         for (int c = 0; c < opts.producer_count; c++) {
             int producers = opts.producers [c];
             long events = w == 0? opts.events: opts.events_w1 * producers;
+            double before = w == 0? s_dir_bytes (opts.log): -1;
             s_run_producers (&opts, opts.ingest, tag++, producers, windows [w], events,
                              false, &fig);
+            double after = w == 0? s_dir_bytes (opts.log): -1;
+            if (before >= 0 && after > before && fig.acks > 0) {
+                log_bytes = (after - before) / fig.acks;
+                log_rate = fig.rate;
+                log_producers = producers;
+            }
             s_row (w == 0? "pipelined": "one at a time", producers, windows [w], &fig,
                    ceiling [w][c].rate, w == 0? &lmdb_rate: &lmdb1_rate);
             if (w == 1 && c == 0)
@@ -825,6 +880,14 @@ main (int argc, char *argv [])
     if (opts.pid > 0)
         printf ("  journal peak memory (VmHWM): %ld kB; now (VmRSS): %ld kB\n",
                 s_vm_kb (opts.pid, "VmHWM"), s_vm_kb (opts.pid, "VmRSS"));
+    if (log_bytes > 0 && lmdb_bytes > 0) {
+        double disk = lmdb_rate * lmdb_bytes;
+        printf ("  disk: the log grew %.0f bytes per event (%d producers pipelined: "
+                "%.1f MB/s, %.1f%% of the disk's %.1f MB/s above); at that many bytes "
+                "an event, the disk alone would bound ingest at %.0f events/s\n",
+                log_bytes, log_producers, log_rate * log_bytes / 1e6,
+                100.0 * log_rate * log_bytes / disk, disk / 1e6, disk / log_bytes);
+    }
 
     //  Whole-log replays while 16 producers (or the most configured)
     //  pipeline: ingest must go on, and the journal's memory must not grow
@@ -883,7 +946,7 @@ main (int argc, char *argv [])
     for (int pair = 0; pair < opts.pairs; pair++) {
         double rate, floor_p50 = 0, floor_p99 = 0;
         failed |= s_lmdb_ceiling (&opts, 1, opts.events_w1, true, &rate, &floor_p50,
-                                  &floor_p99);
+                                  &floor_p99, NULL);
         s_run_producers (&opts, opts.ingest, tag++, 1, 1, opts.events_w1, false, &fig);
         failed |= fig.rc || fig.naks;
         printf ("| %4d | %14.3f | %6.3f | %12.3f | %6.3f | %15.2f |\n", pair + 1,

@@ -67,7 +67,7 @@ done
 echo "pb-journal pid $jpid, data $work/log, build $build ($(nproc) cores, $(uname -r))"
 rc=0
 "$bench" --ingest "tcp://127.0.0.1:${ports[0]}" --replay "tcp://127.0.0.1:${ports[2]}" \
-    --pid "$jpid" --tmp "$work" \
+    --pid "$jpid" --tmp "$work" --log "$work/log" \
     "${bench_args[@]+"${bench_args[@]}"}" || rc=$?
 echo "log size: $(du -sh "$work/log" | cut -f1)"
 exit "$rc"

@@ -45,6 +45,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,7 +88,7 @@ def write_steps(steps, path):
                 out.write(msgpack.packb([1, step[1], env], use_bin_type=True))
 
 
-def live_run(args, binaries, rate, seconds, seed, compressed):
+def live_run(args, binaries, rate, seconds, seed, compressed, store_dir=None):
     """One end-to-end run at 'rate' steps/s for 'seconds': the scenario
     published paced by pb_live_bench (C: a Python publisher cannot offer
     10,000 events/s here and measure them too), which also stamps every
@@ -99,7 +100,10 @@ def live_run(args, binaries, rate, seconds, seed, compressed):
     many activities at once) are then as rare as in service. Compressed:
     ticks of one to three days, about a hundred simulated days a second,
     so that every deadline, term and reference change of years passes in
-    the run: a stress of the bursts, not a service's traffic."""
+    the run: a stress of the bursts, not a service's traffic.
+
+    'store_dir': where the journal's log and the workers' stores are made
+    (default: the temporary directory)."""
     count = max(2000, int(rate * seconds))
     if compressed:
         steps = scenario.generate(seed, count, tick_weight=0.5)
@@ -107,7 +111,10 @@ def live_run(args, binaries, rate, seconds, seed, compressed):
         steps = scenario.generate(seed, count, tick_weight=55.0 / rate,
                                   tick_ms=1000)
     journal = pbtest.Journal(args.journal, {"clock": "manual"},
+                             data_dir=tempfile.mkdtemp(prefix="pb-it-",
+                                                       dir=store_dir),
                              log_name="pb-bench-live")
+    journal.owns_dir = True
     workers = []
     live = os.path.join(args.bin_dir, "tests", "bench", "pb_live_bench")
     try:
@@ -115,8 +122,11 @@ def live_run(args, binaries, rate, seconds, seed, compressed):
         steps_path = os.path.join(journal.data_dir, "steps.msgpack")
         write_steps(steps, steps_path)
         for name in system.WORKERS:
-            workers.append(system.Worker(name, binaries[name],
-                                         journal).start())
+            workers.append(system.Worker(
+                name, binaries[name], journal,
+                data_dir=tempfile.mkdtemp(prefix="pb-%s-" % name,
+                                          dir=store_dir)).start())
+            workers[-1].owns_dir = True
         time.sleep(0.5)                 # workers subscribed and caught up
         out = subprocess.run(
             [live, "--ingest", journal.ingest, "--replay", journal.replay,
@@ -136,6 +146,19 @@ def live_run(args, binaries, rate, seconds, seed, compressed):
         for w in workers:
             w.close()
         journal.close()
+
+
+def memory_dir():
+    """/dev/shm if it is a tmpfs we can write, else None."""
+    try:
+        with open("/proc/mounts") as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return None
+    for fields in mounts:
+        if len(fields) > 2 and fields[1] == "/dev/shm" and fields[2] == "tmpfs":
+            return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    return None
 
 
 def build_log(journal, count, seed):
@@ -261,6 +284,16 @@ def main():
           "live pace (a tick a second):")
     for rate in rates:
         live_run(args, binaries, rate, seconds, args.seed, False)
+    memory = memory_dir()
+    if memory:
+        print("the same at %d steps/s, the log and every store in memory "
+              "(%s, a tmpfs: each sync returns at once, so nothing is "
+              "durable; this run only splits the latency above into the "
+              "disk's part and the rest):" % (rates[-1], memory))
+        live_run(args, binaries, rates[-1], seconds, args.seed, False,
+                 store_dir=memory)
+    else:
+        print("(no tmpfs at /dev/shm: the in-memory run is skipped)")
     print("end to end, time compressed (about 100 simulated days a second):")
     for rate in rates[-1:]:
         live_run(args, binaries, rate, seconds, args.seed, True)
