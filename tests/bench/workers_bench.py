@@ -284,7 +284,7 @@ def main():
           "live pace (a tick a second):")
     for rate in rates:
         live_run(args, binaries, rate, seconds, args.seed, False)
-    memory = memory_dir()
+    memory = memory_dir() if rates else None
     if memory:
         print("the same at %d steps/s, the log and every store in memory "
               "(%s, a tmpfs: each sync returns at once, so nothing is "
@@ -292,7 +292,7 @@ def main():
               "disk's part and the rest):" % (rates[-1], memory))
         live_run(args, binaries, rates[-1], seconds, args.seed, False,
                  store_dir=memory)
-    else:
+    elif rates:
         print("(no tmpfs at /dev/shm: the in-memory run is skipped)")
     print("end to end, time compressed (about 100 simulated days a second):")
     for rate in rates[-1:]:
