@@ -807,7 +807,7 @@ main (int argc, char *argv [])
             "%.0f values/s (%ld values)\n", lmdb_rate, opts.lmdb_events);
     if (lmdb_bytes > 0)
         printf ("    %.0f bytes on disk per value: %.1f MB/s written and synced, "
-                "the disk's bandwidth for the log\n", lmdb_bytes, lmdb_rate * lmdb_bytes / 1e6);
+                "this disk's synced append bandwidth at that batch\n", lmdb_bytes, lmdb_rate * lmdb_bytes / 1e6);
     printf ("  raw LMDB append, one value per commit + sync:            "
             "%.0f values/s (%ld values; %.3f ms each)\n", lmdb1_rate, lmdb1_values,
             lmdb1_rate > 0? 1e3 / lmdb1_rate: 0);
@@ -883,8 +883,9 @@ main (int argc, char *argv [])
     if (log_bytes > 0 && lmdb_bytes > 0) {
         double disk = lmdb_rate * lmdb_bytes;
         printf ("  disk: the log grew %.0f bytes per event (%d producers pipelined: "
-                "%.1f MB/s, %.1f%% of the disk's %.1f MB/s above); at that many bytes "
-                "an event, the disk alone would bound ingest at %.0f events/s\n",
+                "%.1f MB/s, %.1f%% of the disk's %.1f MB/s above); at that bandwidth and "
+                "that many bytes an event, the disk alone would bound ingest at %.0f "
+                "events/s\n",
                 log_bytes, log_producers, log_rate * log_bytes / 1e6,
                 100.0 * log_rate * log_bytes / disk, disk / 1e6, disk / log_bytes);
     }

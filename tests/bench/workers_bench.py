@@ -114,7 +114,7 @@ def live_run(args, binaries, rate, seconds, seed, compressed, store_dir=None):
                              data_dir=tempfile.mkdtemp(prefix="pb-it-",
                                                        dir=store_dir),
                              log_name="pb-bench-live")
-    journal.owns_dir = True
+    journal.owns_dir = True             # removed at close, as its own
     workers = []
     live = os.path.join(args.bin_dir, "tests", "bench", "pb_live_bench")
     try:
@@ -122,11 +122,13 @@ def live_run(args, binaries, rate, seconds, seed, compressed, store_dir=None):
         steps_path = os.path.join(journal.data_dir, "steps.msgpack")
         write_steps(steps, steps_path)
         for name in system.WORKERS:
-            workers.append(system.Worker(
+            worker = system.Worker(
                 name, binaries[name], journal,
                 data_dir=tempfile.mkdtemp(prefix="pb-%s-" % name,
-                                          dir=store_dir)).start())
-            workers[-1].owns_dir = True
+                                          dir=store_dir))
+            worker.owns_dir = True
+            workers.append(worker)
+            worker.start()
         time.sleep(0.5)                 # workers subscribed and caught up
         out = subprocess.run(
             [live, "--ingest", journal.ingest, "--replay", journal.replay,
