@@ -36,6 +36,7 @@
 Run: /usr/bin/python3 tests/it/it_security.py --bin-dir BUILD
 """
 
+import faulthandler
 import json
 import os
 import re
@@ -122,6 +123,16 @@ def monitored(sock_type, endpoint, curve=None, subscribe=None):
     return sock, monitor
 
 
+def try_send(sock, frames):
+    """Send without waiting: the checks are on the handshake and on the
+    log, not on this send, and a DEALER with no pipe (a session that its
+    failed handshake ended) would block on it without end."""
+    try:
+        sock.send_multipart(frames, flags=zmq.NOBLOCK)
+    except zmq.Again:
+        pass
+
+
 def handshake_event(monitor, timeout=10.0):
     """The first handshake event of a monitored socket: (event, value)"""
     if not monitor.poll(int(timeout * 1000)):
@@ -185,6 +196,11 @@ def heartbeat_after(sub, seq, timeout=10.0):
 
 def main():
     args = pbtest.parse_args()
+    #  Once in about twenty runs on a loaded machine this test has hung
+    #  (ctest's timeout, 120 s) in the plaintext check, and where is not yet
+    #  known: well before that timeout, every thread's stack goes to the
+    #  output, so that the next hang says where it is
+    faulthandler.dump_traceback_later(90, exit=False)
     pbctl = find_pbctl(args.bin_dir)
     res = pbtest.Results("it_security")
     root = tempfile.mkdtemp(prefix="pb-it-security-")
@@ -334,8 +350,8 @@ def run(args, res, keys, rights, j, options, metrics_port):
             sock, monitor = monitored(type_, endpoint, stranger,
                                       subscribe=[b""] if type_ == zmq.SUB else None)
             if type_ == zmq.DEALER:
-                sock.send_multipart([b"activity.feedback",
-                                     pbtest.pack(feedback("stranger-%d" % i, "prod"))])
+                try_send(sock, [b"activity.feedback",
+                                pbtest.pack(feedback("stranger-%d" % i, "prod"))])
             event, value = handshake_event(monitor)
             close_monitored(sock, monitor)
             counts[EVENT_NAMES.get(event, event)] = counts.get(EVENT_NAMES.get(event, event), 0) + 1
@@ -352,8 +368,8 @@ def run(args, res, keys, rights, j, options, metrics_port):
             sock, monitor = monitored(type_, endpoint, None,
                                       subscribe=[b""] if type_ == zmq.SUB else None)
             if type_ == zmq.DEALER:
-                sock.send_multipart([b"activity.feedback",
-                                     pbtest.pack(feedback("plain-%d" % i, "prod"))])
+                try_send(sock, [b"activity.feedback",
+                                pbtest.pack(feedback("plain-%d" % i, "prod"))])
             event, value = handshake_event(monitor)
             close_monitored(sock, monitor)
             #  The journal sees the mechanism mismatch and closes: the plain
