@@ -95,27 +95,17 @@ typedef struct {
     int rc;
 } s_figures_t;
 
-//  Bytes of an LMDB environment's pages in use (its last page + 1), read
-//  from its meta pages, or -1. Read-only beside the process that writes
-//  it: LMDB's own multi-process use, no transaction is held.
-static double
-s_env_bytes (MDB_env *env)
-{
-    MDB_envinfo info;
-    MDB_stat stat;
-    if (mdb_env_info (env, &info) || mdb_env_stat (env, &stat))
-        return -1;
-    return ((double) info.me_last_pgno + 1) * stat.ms_psize;
-}
-
-static double
+//  Bytes of the pages in use of the LMDB environment in 'dir', or 0.
+//  Read-only beside the process that writes it: LMDB's own multi-process
+//  use, and no transaction is held (pb_prealloc_used reads the meta pages)
+static uint64_t
 s_dir_bytes (const char *dir)
 {
     MDB_env *env = NULL;
-    double bytes = -1;
+    uint64_t bytes = 0;
     if (dir && mdb_env_create (&env) == 0
     &&  mdb_env_open (env, dir, MDB_RDONLY, 0644) == 0)
-        bytes = s_env_bytes (env);
+        bytes = pb_prealloc_used (env);
     if (env)
         mdb_env_close (env);
     return bytes;
@@ -415,7 +405,7 @@ s_lmdb_ceiling (const s_opts_t *opts, int batch, long values, bool ahead,
     //  What each value costs on disk: key, node header, the page's slack
     //  and the branch pages, as LMDB lays them out
     if (bytes_p)
-        *bytes_p = env && written > 0? s_env_bytes (env) / written: -1;
+        *bytes_p = env && written > 0? (double) pb_prealloc_used (env) / written: -1;
     if (env)
         mdb_env_close (env);
     free (value);
@@ -840,21 +830,22 @@ main (int argc, char *argv [])
             "----------|----------|----------|----------|\n");
     //  Warm up: connects, first map pages
     s_run_producers (&opts, opts.ingest, tag++, 1, opts.window, 1000, false, &fig);
-    //  The log's growth in the last pipelined run, in bytes per event
+    //  The log's growth in the last pipelined run (the most producers), in
+    //  bytes per event
     double log_bytes = -1, log_rate = 0;
-    int log_producers = 0;
+    int log_producers = opts.producers [opts.producer_count - 1];
     for (int w = 0; w < 2; w++)
         for (int c = 0; c < opts.producer_count; c++) {
             int producers = opts.producers [c];
             long events = w == 0? opts.events: opts.events_w1 * producers;
-            double before = w == 0? s_dir_bytes (opts.log): -1;
+            bool grown = w == 0 && c == opts.producer_count - 1;
+            uint64_t before = grown? s_dir_bytes (opts.log): 0;
             s_run_producers (&opts, opts.ingest, tag++, producers, windows [w], events,
                              false, &fig);
-            double after = w == 0? s_dir_bytes (opts.log): -1;
-            if (before >= 0 && after > before && fig.acks > 0) {
-                log_bytes = (after - before) / fig.acks;
+            uint64_t after = grown? s_dir_bytes (opts.log): 0;
+            if (before > 0 && after > before && fig.acks > 0) {
+                log_bytes = (double) (after - before) / fig.acks;
                 log_rate = fig.rate;
-                log_producers = producers;
             }
             s_row (w == 0? "pipelined": "one at a time", producers, windows [w], &fig,
                    ceiling [w][c].rate, w == 0? &lmdb_rate: &lmdb1_rate);

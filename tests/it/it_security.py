@@ -125,8 +125,10 @@ def monitored(sock_type, endpoint, curve=None, subscribe=None):
 
 def try_send(sock, frames):
     """Send without waiting: the checks are on the handshake and on the
-    log, not on this send, and a DEALER with no pipe (a session that its
-    failed handshake ended) would block on it without end."""
+    log, not on this send, and a blocking send is one place this test
+    could hang (a DEALER without a pipe). Whether it is the place of the
+    hang seen once is not known: a plain DEALER kept its pipe after the
+    handshake failed, when tried alone."""
     try:
         sock.send_multipart(frames, flags=zmq.NOBLOCK)
     except zmq.Again:
