@@ -86,7 +86,9 @@ def metrics_base():
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     free = False
-        if free:
+        #  base is reserved by free_port; the next three are claimed too,
+        #  so that no test beside this one takes them (pbtest._reserve_port)
+        if free and all(pbtest._reserve_port(port) for port in range(base + 1, base + 4)):
             return base
 
 

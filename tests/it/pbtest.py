@@ -17,6 +17,7 @@ Run with /usr/bin/python3 (the pyenv python3 on PATH has no zmq).
 """
 
 import argparse
+import atexit
 import os
 import shlex
 import shutil
@@ -111,11 +112,76 @@ def sized_feedback(id_, src="bench", size=200):
 # Ports and the journal process
 
 
+PORT_DIR = os.path.join(tempfile.gettempdir(), "pb-test-ports")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reserve_port(port):
+    """Claim 'port' for this process in PORT_DIR (a file named by the port
+    holding our pid, made with O_EXCL): the tests that ctest runs side by
+    side all take their ports here, so none takes a port another holds,
+    even while the process that binds it is down (a journal restarted on
+    its ports). A claim outlives its process only until another test
+    finds that process gone (or, with no pid written, a minute old)."""
+    path = os.path.join(PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    text = f.read().strip()
+                age = time.time() - os.stat(path).st_mtime
+            except OSError:
+                continue                    # just released: try again
+            holder = int(text) if text.isdigit() else None
+            if holder == os.getpid():
+                return False                # ours already, handed out before
+            if (holder is not None and _pid_alive(holder)) or (holder is None and age < 60):
+                return False
+            try:
+                os.unlink(path)             # its process is gone: stale
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _RESERVED.append(path)
+        return True
+    return False
+
+
+_RESERVED = []
+
+
+@atexit.register
+def _release_ports():
+    for path in _RESERVED:
+        try:
+            with open(path) as f:
+                if f.read().strip() != str(os.getpid()):
+                    continue
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def free_port():
-    """A port that is free now, chosen below Linux's ephemeral range
-    (32768-60999): a port the kernel hands out for bind(0) can be taken
-    again as the source port of any outgoing connection of a test running
-    beside this one, before our process binds it."""
+    """A port that is free now and reserved for this process (see
+    _reserve_port), chosen below Linux's ephemeral range (32768-60999): a
+    port the kernel hands out for bind(0) can be taken again as the
+    source port of any outgoing connection of a test running beside this
+    one, before our process binds it."""
+    os.makedirs(PORT_DIR, exist_ok=True)
     rng = random.SystemRandom()
     while True:
         port = rng.randrange(20000, 32000)
@@ -124,6 +190,7 @@ def free_port():
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        if _reserve_port(port):
             return port
 
 
