@@ -17,7 +17,7 @@ Run with /usr/bin/python3 (the pyenv python3 on PATH has no zmq).
 """
 
 import argparse
-import atexit
+import fcntl
 import os
 import shlex
 import shutil
@@ -113,66 +113,26 @@ def sized_feedback(id_, src="bench", size=200):
 
 
 PORT_DIR = os.path.join(tempfile.gettempdir(), "pb-test-ports")
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_CLAIMS = {}                            # port -> the open file whose lock holds it
 
 
 def _reserve_port(port):
-    """Claim 'port' for this process in PORT_DIR (a file named by the port
-    holding our pid, made with O_EXCL): the tests that ctest runs side by
-    side all take their ports here, so none takes a port another holds,
-    even while the process that binds it is down (a journal restarted on
-    its ports). A claim outlives its process only until another test
-    finds that process gone (or, with no pid written, a minute old)."""
-    path = os.path.join(PORT_DIR, str(port))
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                with open(path) as f:
-                    text = f.read().strip()
-                age = time.time() - os.stat(path).st_mtime
-            except OSError:
-                continue                    # just released: try again
-            holder = int(text) if text.isdigit() else None
-            if holder == os.getpid():
-                return False                # ours already, handed out before
-            if (holder is not None and _pid_alive(holder)) or (holder is None and age < 60):
-                return False
-            try:
-                os.unlink(path)             # its process is gone: stale
-            except FileNotFoundError:
-                pass
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        _RESERVED.append(path)
-        return True
-    return False
-
-
-_RESERVED = []
-
-
-@atexit.register
-def _release_ports():
-    for path in _RESERVED:
-        try:
-            with open(path) as f:
-                if f.read().strip() != str(os.getpid()):
-                    continue
-            os.unlink(path)
-        except OSError:
-            pass
+    """Claim 'port' for the life of this process: an exclusive flock on
+    PORT_DIR/<port>, kept open (and not inherited by children). The tests
+    that ctest runs side by side all take their ports here, so none takes
+    a port another holds, even while the process that binds it is down (a
+    journal restarted on its ports). The kernel drops the lock when the
+    process ends, however it ends; the files stay, empty, for the next."""
+    if port in _CLAIMS:
+        return False                    # ours already, handed out before
+    f = open(os.path.join(PORT_DIR, str(port)), "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return False
+    _CLAIMS[port] = f
+    return True
 
 
 def free_port():
