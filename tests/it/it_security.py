@@ -410,30 +410,27 @@ def run(args, res, keys, rights, j, options, metrics_port):
         #  greeting that offers the NULL mechanism, on a bare TCP socket
         #  whose every wait has a timeout. The journal must answer with its
         #  greeting (CURVE) and close.
-        counts = {}
         endpoints = [j.ingest, j.replay, j.fanout]
         for i in range(ATTEMPTS):
             endpoint = endpoints[i % 3]
             try:
                 mechanism, closed = zmtp_null_client(endpoint)
             except AssertionError as e:
-                raise AssertionError("attempt %d: %s" % (i, e))
+                raise AssertionError("attempt %d: %s" % (i, e)) from e
             assert mechanism == b"CURVE", \
                 "attempt %d on %s: the journal offered %r" % (i, endpoint, mechanism)
             assert closed, "attempt %d on %s: still open after a NULL greeting" % (i, endpoint)
-            counts[mechanism] = counts.get(mechanism, 0) + 1
-        assert sum(counts.values()) == ATTEMPTS, counts
         #  And libzmq's own plain client, once per socket type: its monitor
         #  sees the handshake fail. A long reconnect interval keeps it to
         #  one handshake, so its monitor has one event to give.
-        for type_, endpoint in ((zmq.DEALER, j.ingest), (zmq.DEALER, j.replay),
-                                (zmq.SUB, j.fanout)):
+        for k, (type_, endpoint) in enumerate(((zmq.DEALER, j.ingest), (zmq.DEALER, j.replay),
+                                               (zmq.SUB, j.fanout))):
             sock, monitor = monitored(type_, endpoint, None,
                                       subscribe=[b""] if type_ == zmq.SUB else None,
                                       reconnect_ivl=60000)
             if type_ == zmq.DEALER:
                 try_send(sock, [b"activity.feedback",
-                                pbtest.pack(feedback("plain-zmq-%d" % type_, "prod"))])
+                                pbtest.pack(feedback("plain-zmq-%d" % k, "prod"))])
             event, value = handshake_event(monitor)
             close_monitored(sock, monitor)
             #  The journal sees the mechanism mismatch and closes: the plain
