@@ -14,7 +14,9 @@
               sockets: the journal's greeting offers CURVE and it closes
               the connection; then libzmq's plain client on each endpoint,
               a message each: its monitor sees the handshake fail
-              (HANDSHAKE_FAILED_NO_DETAIL, or _PROTOCOL)
+              (HANDSHAKE_FAILED_NO_DETAIL, or _PROTOCOL); and the bare
+              client against a journal without security: offered NULL,
+              the connection kept open
   src         100 envelopes with a src the key does not have: NAK
               unauthorized, naming src
   prefix      100 envelopes of a type outside the key's prefixes: NAK
@@ -445,6 +447,19 @@ def run(args, res, keys, rights, j, options, metrics_port):
             % ATTEMPTS, unknown)
     res.run("plaintext: %d plain ZMTP clients and libzmq's refused at the handshake"
             % ATTEMPTS, plaintext)
+
+    def plaintext_control():
+        #  The same bare client against a journal without security: it is
+        #  offered NULL and the connection stays open, so the check above
+        #  tells a refusal from a plain server
+        with pbtest.Journal(args.journal, log_name="it-security-plain") as k:
+            k.start()
+            for endpoint in (k.ingest, k.replay, k.fanout):
+                mechanism, closed = zmtp_null_client(endpoint, timeout=0.5)
+                assert mechanism == b"NULL" and not closed, (endpoint, mechanism, closed)
+
+    res.run("plaintext: the same client is served by a journal without security",
+            plaintext_control)
 
     def wrong_src():
         with pbtest.Producer(view("prod")) as p:

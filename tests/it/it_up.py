@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import socket
 import urllib.error
 import urllib.request
 
@@ -74,21 +73,12 @@ def pid_binary(pid):
 
 
 def metrics_base():
-    """P such that P..P+3 are free (pbctl up serves /metrics there)"""
+    """P such that P..P+3 are free and ours (pbctl up serves /metrics
+    there): P from free_port, the next three taken the same way"""
     while True:
         base = pbtest.free_port()
-        if base + 3 >= 32000:
-            continue
-        free = True
-        for port in range(base, base + 4):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    free = False
-        #  base is reserved by free_port; the next three are claimed too,
-        #  so that no test beside this one takes them (pbtest._reserve_port)
-        if free and all(pbtest._reserve_port(port) for port in range(base + 1, base + 4)):
+        if base + 3 < 32000 and all(pbtest.take_port(port)
+                                    for port in range(base + 1, base + 4)):
             return base
 
 

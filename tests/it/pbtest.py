@@ -135,22 +135,27 @@ def _reserve_port(port):
     return True
 
 
-def free_port():
-    """A port that is free now and reserved for this process (see
-    _reserve_port), chosen below Linux's ephemeral range (32768-60999): a
-    port the kernel hands out for bind(0) can be taken again as the
-    source port of any outgoing connection of a test running beside this
-    one, before our process binds it."""
+def take_port(port):
+    """Whether 'port' is free now and is now reserved for this process
+    (see _reserve_port)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
     os.makedirs(PORT_DIR, exist_ok=True)
+    return _reserve_port(port)
+
+
+def free_port():
+    """A port taken with take_port, chosen below Linux's ephemeral range
+    (32768-60999): a port the kernel hands out for bind(0) can be taken
+    again as the source port of any outgoing connection of a test running
+    beside this one, before our process binds it."""
     rng = random.SystemRandom()
     while True:
         port = rng.randrange(20000, 32000)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if _reserve_port(port):
+        if take_port(port):
             return port
 
 
@@ -226,9 +231,10 @@ class Journal:
             try:
                 self.wait_ready(timeout)
             except RuntimeError:
-                #  A port taken by another test between our check and the
-                #  bind: before the first start nothing depends on the
-                #  ports yet, so take new ones and try again
+                #  A port taken between our check and the bind (the tests
+                #  claim theirs, but any other process may bind one):
+                #  before the first start nothing depends on the ports
+                #  yet, so take new ones and try again
                 self.port_retries = getattr(self, "port_retries", 0) + 1
                 if (self.started_once or self.port_retries > 5
                         or "Address already in use" not in self.log_tail()):
