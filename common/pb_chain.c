@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "pb_envelope.h"
 #include "pb_error.h"
 
 #define S_SLICE 10000                   //  records per read transaction
@@ -23,28 +24,69 @@
 //  --------------------------------------------------------------------------
 
 void
-pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
-               const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE])
+pb_chain_pairs_hash (const void *pairs, size_t size, uint8_t out [PB_CHAIN_SIZE])
 {
-    pb_chain_next_split (prev, seq, record, size, NULL, 0, out);
+    assert (pairs || size == 0);
+    crypto_generichash (out, PB_CHAIN_SIZE, (const unsigned char *) pairs, size, NULL, 0);
 }
 
 void
-pb_chain_next_split (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
-                     const void *head, size_t head_size,
-                     const void *tail, size_t tail_size, uint8_t out [PB_CHAIN_SIZE])
+pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+               const char *type, size_t type_len,
+               const void *stored, size_t stored_size, size_t pairs_size,
+               const uint8_t pairs_hash [PB_CHAIN_SIZE], uint8_t out [PB_CHAIN_SIZE])
 {
-    uint8_t seq_bytes [8];
+    assert (prev && pairs_hash && out);
+    assert (type || type_len == 0);
+    assert (type_len <= 255);
+    assert (stored && stored_size > 0);
+    const uint8_t *bytes = (const uint8_t *) stored;
+    size_t header = pb_envelope_map_header_size (bytes [0]);
+    assert (header + pairs_size <= stored_size);
+    //  Everything but the tail in one buffer: about 100 bytes, so that the
+    //  whole input is one BLAKE2b block for a short type
+    uint8_t head [PB_CHAIN_SIZE + 8 + 1 + 255 + 5 + PB_CHAIN_SIZE];
+    size_t n = 0;
+    memcpy (head, prev, PB_CHAIN_SIZE);
+    n += PB_CHAIN_SIZE;
     for (int i = 0; i < 8; i++)
-        seq_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
+        head [n++] = (uint8_t) (seq >> (56 - 8 * i));
+    head [n++] = (uint8_t) type_len;
+    if (type_len)
+        memcpy (head + n, type, type_len);
+    n += type_len;
+    memcpy (head + n, bytes, header);
+    n += header;
+    memcpy (head + n, pairs_hash, PB_CHAIN_SIZE);
+    n += PB_CHAIN_SIZE;
     crypto_generichash_state state;
     crypto_generichash_init (&state, NULL, 0, PB_CHAIN_SIZE);
-    crypto_generichash_update (&state, prev, PB_CHAIN_SIZE);
-    crypto_generichash_update (&state, seq_bytes, sizeof seq_bytes);
-    crypto_generichash_update (&state, (const unsigned char *) head, head_size);
-    if (tail_size)
-        crypto_generichash_update (&state, (const unsigned char *) tail, tail_size);
+    crypto_generichash_update (&state, head, n);
+    size_t tail = stored_size - header - pairs_size;
+    if (tail)
+        crypto_generichash_update (&state, bytes + header + pairs_size, tail);
     crypto_generichash_final (&state, out, PB_CHAIN_SIZE);
+}
+
+int
+pb_chain_next_record (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+                      const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE])
+{
+    assert (record || size == 0);
+    const uint8_t *bytes = (const uint8_t *) record;
+    if (size < 2 || size - 1 <= bytes [0])
+        return PB_EINVAL;               //  No room for a type and an envelope
+    size_t type_len = bytes [0];
+    const uint8_t *stored = bytes + 1 + type_len;
+    size_t stored_size = size - 1 - type_len;
+    size_t header, pairs;
+    if (!pb_envelope_split_stored (stored, stored_size, &header, &pairs))
+        return PB_EINVAL;
+    uint8_t pairs_hash [PB_CHAIN_SIZE];
+    pb_chain_pairs_hash (stored + header, pairs, pairs_hash);
+    pb_chain_next (prev, seq, (const char *) bytes + 1, type_len, stored, stored_size,
+                   pairs, pairs_hash, out);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -103,7 +145,11 @@ s_check_record (s_walk_t *walk, const MDB_val *key, const MDB_val *value,
     }
     size_t size = value->mv_size - PB_CHAIN_SIZE;
     uint8_t hash [PB_CHAIN_SIZE];
-    pb_chain_next (walk->prev, seq, bytes, size, hash);
+    if (pb_chain_next_record (walk->prev, seq, bytes, size, hash)) {
+        s_found (report, PB_CHAIN_ALTERED, seq, 0,
+                 "record's envelope is not a map of at least two pairs");
+        return false;
+    }
     report->checked++;
     if (sodium_memcmp (hash, bytes + size, PB_CHAIN_SIZE) != 0) {
         s_found (report, PB_CHAIN_ALTERED, seq, 0,
@@ -260,6 +306,32 @@ s_test_env (const char *path)
     return env;
 }
 
+//  A record of type "cpe.test" whose stored envelope is {body: 'body',
+//  seq: seq, ts: 0}, as the journal lays one out: byte 9 is the map
+//  header, 10..14 the key "body", 15 the value's header and 16.. its text
+static size_t
+s_test_record (uint64_t seq, const char *body, uint8_t *record)
+{
+    size_t len = strlen (body);
+    assert (len < 32 && seq <= 0xffff);
+    size_t n = 0;
+    record [n++] = 8;
+    memcpy (record + n, "cpe.test", 8);
+    n += 8;
+    record [n++] = 0x83;
+    memcpy (record + n, "\xa4" "body", 5);
+    n += 5;
+    record [n++] = (uint8_t) (0xa0 | len);
+    memcpy (record + n, body, len);
+    n += len;
+    memcpy (record + n, "\xa3" "seq" "\xcd", 5);
+    n += 5;
+    record [n++] = (uint8_t) (seq >> 8);
+    record [n++] = (uint8_t) seq;
+    memcpy (record + n, "\xa2" "ts" "\x00", 4);
+    return n + 4;
+}
+
 static void
 s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN_SIZE])
 {
@@ -272,12 +344,9 @@ s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN
     rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &meta);
     assert (rc == 0);
     uint8_t record [256];
-    size_t size = strlen (body);
-    record [0] = 8;
-    memcpy (record + 1, "cpe.test", 8);
-    memcpy (record + 9, body, size);
-    size += 9;
-    pb_chain_next (prev, seq, record, size, record + size);
+    size_t size = s_test_record (seq, body, record);
+    int rc_hash = pb_chain_next_record (prev, seq, record, size, record + size);
+    assert (rc_hash == 0);
     memcpy (prev, record + size, PB_CHAIN_SIZE);
     uint8_t key_bytes [8], anchor [8 + PB_CHAIN_SIZE];
     for (int i = 0; i < 8; i++)
@@ -343,21 +412,41 @@ void
 pb_chain_test (bool verbose)
 {
     printf (" * pb_chain: ");
-    //  The rule: each hash depends on the previous one, the seq and the bytes
+    //  The rule: each hash depends on the previous one, the seq and the
+    //  bytes; the record's form gives what its parts give
     uint8_t zero [PB_CHAIN_SIZE] = { 0 }, a [PB_CHAIN_SIZE], b [PB_CHAIN_SIZE];
-    pb_chain_next (zero, 1, "x", 1, a);
-    pb_chain_next (zero, 2, "x", 1, b);
+    uint8_t record [256];
+    size_t size = s_test_record (1, "an event", record);
+    assert (pb_chain_next_record (zero, 1, record, size, a) == 0);
+    assert (pb_chain_next_record (zero, 2, record, size, b) == 0);
     assert (memcmp (a, b, PB_CHAIN_SIZE) != 0);
-    pb_chain_next (a, 2, "x", 1, b);
-    pb_chain_next (a, 2, "x", 1, a);    //  out may be prev
-    //  A record in two pieces hashes as the whole
-    uint8_t whole [PB_CHAIN_SIZE], split [PB_CHAIN_SIZE];
-    pb_chain_next (zero, 7, "head+tail", 9, whole);
-    pb_chain_next_split (zero, 7, "head", 4, "+tail", 5, split);
-    assert (memcmp (whole, split, PB_CHAIN_SIZE) == 0);
-    pb_chain_next_split (zero, 7, "head+tail", 9, NULL, 0, split);
-    assert (memcmp (whole, split, PB_CHAIN_SIZE) == 0);
+    assert (pb_chain_next_record (a, 2, record, size, b) == 0);
+    assert (pb_chain_next_record (a, 2, record, size, a) == 0);     //  out may be prev
     assert (memcmp (a, b, PB_CHAIN_SIZE) == 0);
+    //  Parts: type at 1, header at 9, the producer's pairs 10..25, tail after
+    uint8_t pairs_hash [PB_CHAIN_SIZE], parts [PB_CHAIN_SIZE];
+    size_t header = 0, pairs = 0;
+    assert (pb_envelope_split_stored (record + 9, size - 9, &header, &pairs));
+    assert (header == 1 && pairs == 5 + 1 + 8);
+    pb_chain_pairs_hash (record + 10, pairs, pairs_hash);
+    pb_chain_next (zero, 1, "cpe.test", 8, record + 9, size - 9, pairs, pairs_hash, parts);
+    assert (pb_chain_next_record (zero, 1, record, size, a) == 0);
+    assert (memcmp (parts, a, PB_CHAIN_SIZE) == 0);
+    //  A byte changed in each part changes the hash
+    size_t at [] = { 3, 9, 12, 18, size - 1 };
+    for (size_t i = 0; i < sizeof at / sizeof at [0]; i++) {
+        record [at [i]] ^= 0x01;
+        if (pb_chain_next_record (zero, 1, record, size, b) == 0)
+            assert (memcmp (a, b, PB_CHAIN_SIZE) != 0);
+        record [at [i]] ^= 0x01;
+    }
+    //  Not a record: too short for its type, an envelope that is not a
+    //  map, a map of one pair, pairs cut short
+    assert (pb_chain_next_record (zero, 1, record, 9, b) == PB_EINVAL);
+    assert (pb_chain_next_record (zero, 1, "\x01" "x" "\x91\x00", 4, b) == PB_EINVAL);
+    assert (pb_chain_next_record (zero, 1, "\x01" "x" "\x81\x00\x00", 5, b) == PB_EINVAL);
+    assert (pb_chain_next_record (zero, 1, record, size - 12, b) == PB_EINVAL);
+    assert (pb_chain_next_record (zero, 1, "\x01" "x" "\x82\x00\x00\x01\x01", 7, b) == 0);
 
     char path [] = "/tmp/pb_chain_test.XXXXXX";
     assert (mkdtemp (path));
@@ -372,17 +461,24 @@ pb_chain_test (bool verbose)
     assert (report.head == 25000 && report.checked == 25000);
     assert (memcmp (report.head_hash, prev, PB_CHAIN_SIZE) == 0);
 
-    //  One flipped byte, in the envelope or in the stored hash
+    //  One flipped byte, in the envelope's pairs, its tail or the stored hash
     s_test_tamper (path, 12345, 12);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 12345);
     s_test_tamper (path, 12345, 12);                        //  Flipped back
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_INTACT);
-    s_test_tamper (path, 20001, 9 + 10 + 3);
+    //  Seq 20001's record is 36 bytes: its text at 16..24, ts at 35, then
+    //  its hash
+    int offsets [] = { 9 + 10 + 3, 35, 36 + 5 };
+    for (int i = 0; i < 3; i++) {
+        s_test_tamper (path, 20001, offsets [i]);
+        rc = pb_chain_verify (path, &report);
+        assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 20001);
+        s_test_tamper (path, 20001, offsets [i]);
+    }
     rc = pb_chain_verify (path, &report);
-    assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 20001);
-    s_test_tamper (path, 20001, 9 + 10 + 3);
+    assert (rc == 0 && report.status == PB_CHAIN_INTACT);
 
     //  A record taken out, and the last one taken out
     s_test_tamper (path, 10001, -1);

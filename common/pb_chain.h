@@ -2,27 +2,37 @@
     pb_chain - the journal log's hash chain: the rule, and the walk that
     checks it
 
-    Every record of the journal's log (services/journal/pb_log.h) ends with
-    a 32-byte hash chained to the record before it:
+    Every record of the journal's log (services/journal/pb_log.h),
+    [type length: 1][type][stored envelope], ends with a 32-byte hash
+    chained to the record before it. The stored envelope is one map: its
+    header, the pairs its producer sent (P), then the "seq" and "ts" pairs
+    the journal added (T) (proto/pb_envelope.h, pb_envelope_split_stored).
 
         h(0)   = 32 zero bytes
+        d      = BLAKE2b-256 (P)
         h(seq) = BLAKE2b-256 (h(seq - 1) || seq as 8 bytes big-endian
-                              || the record's bytes before its hash)
+                              || [type length][type] || map header
+                              || d || T)
 
     so that a changed byte anywhere in a record, a record moved to another
-    seq or a record taken out breaks the chain at that seq. The log's meta
-    database keeps an anchor, "chain" -> [head seq: 8][h(head): 32],
-    written in the same transaction as the records, so that records taken
-    off the end are named too. The chain is plain (not keyed): it proves
-    that the log was not altered since the head hash an operator noted,
-    not that whoever could write the files did not recompute it all (see
-    README, Security).
+    seq or a record taken out breaks the chain at that seq. The producer's
+    pairs are hashed apart, once: d's first 16 bytes are also the digest
+    under which the idempotency index keeps the event (id_conflict), so
+    the journal hashes an event's ~200 bytes once, not twice, and chains
+    about 100 bytes (one BLAKE2b block) instead of the whole record. The
+    log's meta database keeps an anchor, "chain" -> [head seq: 8]
+    [h(head): 32], written in the same transaction as the records, so that
+    records taken off the end are named too. The chain is plain (not
+    keyed): it proves that the log was not altered since the head hash an
+    operator noted, not that whoever could write the files did not
+    recompute it all (see README, Security).
 
-    pb_chain_next is the rule (used by pb_log on the journal's committer,
-    one hash per appended event, no allocation). pb_chain_verify walks a
-    log directory read-only (MDB_RDONLY, short read transactions, so it
-    can run beside a live journal) and names the first record that is
-    altered or missing: pbctl verify.
+    pb_chain_pairs_hash and pb_chain_next are the rule (used by the
+    journal, one of each per appended event, no allocation);
+    pb_chain_next_record applies it to a record as the log keeps it.
+    pb_chain_verify walks a log directory read-only (MDB_RDONLY, short
+    read transactions, so it can run beside a live journal) and names the
+    first record that is altered or missing: pbctl verify.
     =========================================================================
 */
 #ifndef PB_CHAIN_H_INCLUDED
@@ -34,21 +44,30 @@
 
 #define PB_CHAIN_SIZE 32                //  BLAKE2b-256
 
-//  Set 'out' to h(seq) from 'prev' = h(seq - 1) and the record's 'size'
-//  bytes before its hash. 'out' may be 'prev'. Never fails.
+//  Set 'out' to d, the hash of a stored envelope's producer's pairs
+//  (pb_envelope_pairs of the envelope as it was ingested)
+void
+    pb_chain_pairs_hash (const void *pairs, size_t size, uint8_t out [PB_CHAIN_SIZE]);
+
+//  Set 'out' to h(seq) from 'prev' = h(seq - 1), the record's 'type' and
+//  'stored' envelope, of which the producer's pairs take 'pairs_size'
+//  bytes after the map header and hash to 'pairs_hash' (d). 'out' may be
+//  'prev' or 'pairs_hash'. Never fails.
 void
     pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
-                   const void *record, size_t size, uint8_t out [PB_CHAIN_SIZE]);
+                   const char *type, size_t type_len,
+                   const void *stored, size_t stored_size, size_t pairs_size,
+                   const uint8_t pairs_hash [PB_CHAIN_SIZE],
+                   uint8_t out [PB_CHAIN_SIZE]);
 
-//  The same hash for a record given in two pieces, 'head' then 'tail'
-//  (the journal hashes [type length][type] and the envelope where they
-//  lie, before they are copied into the log). 'tail' may be NULL if
-//  'tail_size' is 0.
-void
-    pb_chain_next_split (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
-                         const void *head, size_t head_size,
-                         const void *tail, size_t tail_size,
-                         uint8_t out [PB_CHAIN_SIZE]);
+//  The same for a record as the log keeps it, 'size' bytes before its
+//  hash: splits it and hashes its pairs. Returns 0, or PB_EINVAL if the
+//  bytes are not [type length][type][a map of at least two pairs] (then
+//  'out' is untouched). 'out' may be 'prev'.
+int
+    pb_chain_next_record (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
+                          const void *record, size_t size,
+                          uint8_t out [PB_CHAIN_SIZE]);
 
 //  What pb_chain_verify found
 typedef enum {

@@ -311,8 +311,7 @@ pb_envelope_encode_stored (const pb_envelope_t *self, uint64_t seq,
     assert (block->root.type == MSGPACK_OBJECT_MAP);
     if (self->seq != 0)
         return PB_EINVAL;               //  Already stored: it has seq and ts
-    uint8_t first = self->bytes [0];
-    size_t old_head = first <= 0x8f? 1: first == 0xde? 3: 5;
+    size_t old_head = pb_envelope_map_header_size (self->bytes [0]);
     //  Header (<= 5) + pairs + "seq" (4) + uint (<= 9) + "ts" (3) + int (<= 9)
     uint8_t *out = (uint8_t *) malloc (5 + (self->size - old_head) + 4 + 9 + 3 + 9);
     if (!out)
@@ -331,6 +330,23 @@ pb_envelope_encode_stored (const pb_envelope_t *self, uint64_t seq,
     return 0;
 }
 
+size_t
+pb_envelope_map_header_size (uint8_t first)
+{
+    return first <= 0x8f? 1: first == 0xde? 3: 5;
+}
+
+void
+pb_envelope_pairs (const pb_envelope_t *self, size_t *offset_p, size_t *size_p)
+{
+    assert (self);
+    assert (offset_p && size_p);
+    assert (self->seq == 0);            //  The ingest form: no tail
+    size_t head = pb_envelope_map_header_size (self->bytes [0]);
+    *offset_p = head;
+    *size_p = self->size - head;
+}
+
 int
 pb_envelope_unstore (const pb_envelope_t *self, uint8_t **bytes_p, size_t *size_p)
 {
@@ -347,8 +363,7 @@ pb_envelope_unstore (const pb_envelope_t *self, uint8_t **bytes_p, size_t *size_
     memcpy (tail + tail_size, "\xa2ts", 3);
     tail_size += 3;
     tail_size += s_put_int (tail + tail_size, self->ts);
-    uint8_t first = self->bytes [0];
-    size_t old_head = first <= 0x8f? 1: first == 0xde? 3: 5;
+    size_t old_head = pb_envelope_map_header_size (self->bytes [0]);
     if (self->size < old_head + tail_size
     ||  memcmp (self->bytes + self->size - tail_size, tail, tail_size) != 0)
         return PB_EINVAL;
@@ -465,6 +480,35 @@ s_raw_item_checked (const uint8_t *p, const uint8_t *end, size_t *head,
         s_raw_item (padded, head, payload, items);
     }
     return *head <= avail && *payload <= avail - *head;
+}
+
+bool
+pb_envelope_split_stored (const void *bytes, size_t size, size_t *header_p,
+                          size_t *pairs_p)
+{
+    assert (header_p && pairs_p);
+    const uint8_t *p = (const uint8_t *) bytes;
+    const uint8_t *end = p + size;
+    size_t head, payload;
+    uint64_t items;
+    if (!p || !s_raw_item_checked (p, end, &head, &payload, &items)
+    ||  !((p [0] >= 0x80 && p [0] <= 0x8f) || p [0] == 0xde || p [0] == 0xdf)
+    ||  items < 4)
+        return false;
+    size_t header = head;
+    //  The items of the first n - 2 pairs, and what their containers hold;
+    //  every item takes at least a byte, so a hostile count ends at 'end'
+    const uint8_t *q = p + header;
+    for (uint64_t left = items - 4; left; left--) {
+        uint64_t inner;
+        if (!s_raw_item_checked (q, end, &head, &payload, &inner))
+            return false;
+        q += head + payload;
+        left += inner;
+    }
+    *header_p = header;
+    *pairs_p = (size_t) (q - p) - header;
+    return true;
 }
 
 //  The walk of both peeks: stops once it has the type and, if 'want_seq',

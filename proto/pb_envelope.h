@@ -112,6 +112,29 @@ int
     pb_envelope_unstore (const pb_envelope_t *self, uint8_t **bytes_p,
                          size_t *size_p);
 
+//  The producer's pairs of an envelope decoded in the ingest form: the
+//  bytes of its top-level map after the map header. Sets *offset_p (the
+//  header's size) and *size_p; the pairs are self->bytes + *offset_p.
+//  The input of the log's pairs hash (common/pb_chain.h).
+void
+    pb_envelope_pairs (const pb_envelope_t *self, size_t *offset_p, size_t *size_p);
+
+//  Split bytes that claim the stored form (the producer's pairs under one
+//  map header, then the "seq" and "ts" pairs) into those three parts:
+//  true if they start with a map of at least two pairs whose first n - 2
+//  pairs end within 'size'; then *header_p is the header's size and
+//  *pairs_p the producer's pairs' (the last two pairs are the rest). A
+//  raw walk bounded by 'size' that checks nothing else: for the log's
+//  hash chain, whose rule hashes the parts (common/pb_chain.h).
+bool
+    pb_envelope_split_stored (const void *bytes, size_t size, size_t *header_p,
+                              size_t *pairs_p);
+
+//  The size of the map header that starts with byte 'first' (fixmap,
+//  map 16, map 32: 1, 3 or 5), for bytes known to start with a map
+size_t
+    pb_envelope_map_header_size (uint8_t first);
+
 //  The 'seq' and 'type' of a stored envelope, without decoding it: a
 //  bounds-checked walk over the top-level map that allocates nothing and
 //  validates nothing else, at a fraction of pb_envelope_decode's cost.

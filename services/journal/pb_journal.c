@@ -150,13 +150,17 @@ s_admit (pb_journal_t *self, pb_journal_entry_t *entry)
     if (entry->nak == PB_NAK_NONE && entry->origin == PB_JOURNAL_FROM_INGEST && self->rights)
         entry->nak = pb_journal_security_admit (self, &entry->type, entry->envelope,
                                                 entry->error);
-    //  bad_data, the table's last row before the log; then the digest of
-    //  the envelope for the index (id_conflict)
+    //  bad_data, the table's last row before the log; then the hash of
+    //  the producer's pairs: the index's digest (id_conflict) and the
+    //  chain's input (pb_chain.h)
     if (entry->nak == PB_NAK_NONE)
         entry->nak = pb_envelope_validate_data (entry->envelope, entry->error,
                                                 PB_JOURNAL_ERROR_MAX);
     if (entry->nak == PB_NAK_NONE) {
-        pb_log_digest (entry->envelope->bytes, entry->envelope->size, entry->digest);
+        size_t offset;
+        pb_envelope_pairs (entry->envelope, &offset, &entry->pairs_size);
+        pb_chain_pairs_hash (entry->envelope->bytes + offset, entry->pairs_size,
+                             entry->pairs_hash);
         entry->result = PB_JOURNAL_APPENDED;
     }
 }
@@ -188,7 +192,8 @@ s_build_ahead (pb_journal_t *self, uint64_t from, const uint8_t prev [PB_CHAIN_S
             continue;                   //  Out of memory: the committer tries
         entry->ts = ts;
         pb_log_hash_ahead (seq, last, env->type, env->type_len, entry->stored,
-                           entry->stored_size, &entry->ahead);
+                           entry->stored_size, entry->pairs_size, entry->pairs_hash,
+                           &entry->ahead);
         last = entry->ahead.chain;
         seq++;
     }
@@ -254,7 +259,7 @@ s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
         uint64_t seq = 0;
         uint8_t digest [PB_LOG_DIGEST_SIZE];
         if (rc == 0)
-            rc = pb_log_append (self->log, &key, entry->digest, env->type, env->type_len,
+            rc = pb_log_append (self->log, &key, entry->pairs_hash, env->type, env->type_len,
                                 entry->stored, entry->stored_size,
                                 ahead? &entry->ahead: NULL, &seq, digest);
         if (rc == PB_LOG_EXISTS && imported) {
@@ -266,7 +271,7 @@ s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
         }
         if (rc == PB_LOG_EXISTS) {
             //  Seen before, possibly earlier in this very batch
-            bool same = memcmp (digest, entry->digest, PB_LOG_DIGEST_SIZE) == 0;
+            bool same = memcmp (digest, entry->pairs_hash, PB_LOG_DIGEST_SIZE) == 0;
             entry->result = same? PB_JOURNAL_DUPLICATE: PB_JOURNAL_CONFLICT;
             entry->seq = seq;
             free (entry->stored);
@@ -275,7 +280,8 @@ s_txn_attempt (pb_journal_t *self, pb_journal_entry_t *entries, size_t count)
             continue;
         }
         if (PB_NEVER (rc == PB_EINVAL)) {
-            //  The decoder bounds src, id and type: refuse, never stop
+            //  The decoder bounds src, id and type, and a stored form
+            //  always splits into its parts: refuse, never stop
             entry->result = PB_JOURNAL_REFUSED;
             entry->nak = PB_NAK_BAD_ENVELOPE;
             snprintf (entry->error, PB_JOURNAL_ERROR_MAX,

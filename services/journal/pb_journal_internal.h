@@ -47,7 +47,11 @@ typedef struct {
     zmq_msg_t body;                     //  envelope frame (owned)
     int frames;                         //  frames after the identity
     pb_envelope_t *envelope;            //  decoded, or NULL (owned)
-    uint8_t digest [PB_LOG_DIGEST_SIZE];//  of the envelope bytes
+    uint8_t pairs_hash [PB_CHAIN_SIZE]; //  of the producer's pairs: the
+                                        //  index's digest (its first
+                                        //  PB_LOG_DIGEST_SIZE bytes) and
+                                        //  the chain's d (pb_chain.h)
+    size_t pairs_size;                  //  the size of those pairs
     pb_journal_result_t result;         //  set by admission and the txn
     pb_nak_t nak;                       //  PB_JOURNAL_REFUSED: why
     char *error;                        //  its sentence (owned, fixed size)

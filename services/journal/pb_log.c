@@ -21,6 +21,7 @@
 
 #include "pb_chain.h"
 #include "pb_crash.h"
+#include "pb_envelope.h"
 #include "pb_prealloc.h"
 #include "pb_private.h"
 
@@ -418,6 +419,13 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
     MDB_val ikey;
     if (type_len == 0 || type_len > 255 || s_index_key (key, key_bytes, &ikey.mv_size))
         return PB_EINVAL;
+    //  The hash made ahead if it follows this very log's previous hash at
+    //  this seq; else the record is split now, before anything is written
+    bool use_ahead = ahead && ahead->seq == self->next
+                  && memcmp (ahead->prev, self->pending_chain, PB_CHAIN_SIZE) == 0;
+    size_t header = 0, pairs = 0;
+    if (!use_ahead && !pb_envelope_split_stored (bytes, size, &header, &pairs))
+        return PB_EINVAL;
     ikey.mv_data = key_bytes;
     uint8_t seq_bytes [8];
     s_put_be64 (seq_bytes, self->next);
@@ -449,15 +457,17 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
         value [0] = (uint8_t) type_len;
         memcpy (value + 1, type, type_len);
         memcpy (value + 1 + type_len, bytes, size);
-        //  The chain: the hash made ahead if it follows this very log's
-        //  previous hash at this seq, else one BLAKE2b over the bytes
-        //  just written, while they are in cache
-        if (ahead && ahead->seq == self->next
-        &&  memcmp (ahead->prev, self->pending_chain, PB_CHAIN_SIZE) == 0)
-            memcpy (value + record_size, ahead->chain, PB_CHAIN_SIZE);
-        else
-            pb_chain_next (self->pending_chain, self->next, value, record_size,
-                           value + record_size);
+        //  The chain: made ahead, or hashed from the bytes just written,
+        //  while they are in cache
+        uint8_t *chain = value + record_size;
+        if (use_ahead)
+            memcpy (chain, ahead->chain, PB_CHAIN_SIZE);
+        else {
+            const uint8_t *stored = value + 1 + type_len;
+            pb_chain_pairs_hash (stored + header, pairs, chain);
+            pb_chain_next (self->pending_chain, self->next, type, type_len, stored,
+                           size, pairs, chain, chain);
+        }
         memcpy (self->pending_chain, value + record_size, PB_CHAIN_SIZE);
         self->next++;
         self->batch_bytes += 8 + lvalue.mv_size + ikey.mv_size + S_INDEX_VALUE_SIZE;
@@ -470,15 +480,14 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
 void
 pb_log_hash_ahead (uint64_t seq, const uint8_t prev [PB_CHAIN_SIZE],
                    const char *type, size_t type_len,
-                   const void *bytes, size_t size, pb_log_ahead_t *ahead)
+                   const void *bytes, size_t size, size_t pairs_size,
+                   const uint8_t pairs_hash [PB_CHAIN_SIZE], pb_log_ahead_t *ahead)
 {
     assert (prev && type && type_len <= 255 && bytes && ahead);
-    uint8_t head [256];
-    head [0] = (uint8_t) type_len;
-    memcpy (head + 1, type, type_len);
     ahead->seq = seq;
     memcpy (ahead->prev, prev, PB_CHAIN_SIZE);
-    pb_chain_next_split (prev, seq, head, 1 + type_len, bytes, size, ahead->chain);
+    pb_chain_next (prev, seq, type, type_len, bytes, size, pairs_size, pairs_hash,
+                   ahead->chain);
 }
 
 void
@@ -725,13 +734,6 @@ pb_log_reader_check (pb_log_t *self)
 
 //  --------------------------------------------------------------------------
 
-void
-pb_log_digest (const void *bytes, size_t size, uint8_t digest [PB_LOG_DIGEST_SIZE])
-{
-    crypto_generichash (digest, PB_LOG_DIGEST_SIZE, (const unsigned char *) bytes,
-                        size, NULL, 0);
-}
-
 const char *
 pb_log_strerror (int rc)
 {
@@ -761,7 +763,7 @@ s_test_read (const pb_log_event_t *event, void *arg)
         return PB_LOG_STOP;
     assert (event->type_len == 8 && memcmp (event->type, "cpe.test", 8) == 0);
     assert (event->size == 400);
-    assert (((const uint8_t *) event->bytes) [0] == (uint8_t) event->seq);
+    assert (((const uint8_t *) event->bytes) [6] == (uint8_t) event->seq);
     reader->count++;
     reader->last = event->seq;
     return 0;
@@ -793,6 +795,28 @@ s_test_beside (void *arg)
     return NULL;
 }
 
+//  A stored envelope of 400 bytes for 'seq': {b: 'x...', seq: seq, ts: 0}
+//  with the low byte of seq at byte 6 (the text's first). Returns the
+//  size of the producer's pairs (after the one-byte map header).
+static size_t
+s_test_envelope (uint64_t seq, uint8_t envelope [400])
+{
+    size_t text = 400 - 23;
+    memcpy (envelope, "\x83\xa1" "b" "\xda", 4);
+    envelope [4] = (uint8_t) (text >> 8);
+    envelope [5] = (uint8_t) text;
+    memset (envelope + 6, 'x', text);
+    envelope [6] = (uint8_t) seq;
+    size_t n = 6 + text;
+    memcpy (envelope + n, "\xa3" "seq" "\xcf", 5);
+    n += 5;
+    for (int i = 0; i < 8; i++)
+        envelope [n++] = (uint8_t) (seq >> (56 - 8 * i));
+    memcpy (envelope + n, "\xa2" "ts" "\x00", 4);
+    assert (n + 4 == 400);
+    return 5 + text;
+}
+
 //  Append 'count' events with ids from 'first', growing the map on
 //  demand as the journal does. Returns the commit's code.
 static int
@@ -812,13 +836,12 @@ s_test_append (pb_log_t *log, int first, int count)
             char id [32];
             snprintf (id, sizeof id, "e-%d", i);
             pb_log_key_t key = { "test", 4, id, strlen (id) };
-            memset (envelope, 'x', sizeof envelope);
-            envelope [0] = (uint8_t) pb_log_next_seq (log);
-            uint8_t digest [PB_LOG_DIGEST_SIZE];
-            pb_log_digest (envelope, sizeof envelope, digest);
+            size_t pairs = s_test_envelope (pb_log_next_seq (log), envelope);
+            uint8_t pairs_hash [PB_CHAIN_SIZE];
+            pb_chain_pairs_hash (envelope + 1, pairs, pairs_hash);
             pb_log_ahead_t ahead, given;
             pb_log_hash_ahead (pb_log_next_seq (log), prev, "cpe.test", 8, envelope,
-                               sizeof envelope, &ahead);
+                               sizeof envelope, pairs, pairs_hash, &ahead);
             given = ahead;
             if (i % 7 == 3 || i % 7 == 5) {
                 given.chain [0] ^= 1;
@@ -830,7 +853,7 @@ s_test_append (pb_log_t *log, int first, int count)
             memcpy (prev, ahead.chain, PB_CHAIN_SIZE);
             uint64_t seq = 0;
             uint8_t found [PB_LOG_DIGEST_SIZE];
-            rc = pb_log_append (log, &key, digest, "cpe.test", 8, envelope, sizeof envelope,
+            rc = pb_log_append (log, &key, pairs_hash, "cpe.test", 8, envelope, sizeof envelope,
                                 i % 7 == 1? NULL: &given, &seq, found);
         }
         if (rc == 0)
@@ -873,10 +896,10 @@ pb_log_test (bool verbose)
     uint8_t digest [PB_LOG_DIGEST_SIZE], expected [PB_LOG_DIGEST_SIZE];
     rc = pb_log_lookup (log, &key, &seq, digest);
     assert (rc == 0 && seq == 42);
-    uint8_t envelope [400];
-    memset (envelope, 'x', sizeof envelope);
-    envelope [0] = 42;
-    pb_log_digest (envelope, sizeof envelope, expected);
+    uint8_t envelope [400], pairs_hash [PB_CHAIN_SIZE];
+    size_t pairs = s_test_envelope (42, envelope);
+    pb_chain_pairs_hash (envelope + 1, pairs, pairs_hash);
+    memcpy (expected, pairs_hash, PB_LOG_DIGEST_SIZE);
     assert (memcmp (digest, expected, PB_LOG_DIGEST_SIZE) == 0);
     pb_log_key_t other = { "tes", 3, "te-41", 5 };     //  Same bytes, other split
     rc = pb_log_lookup (log, &other, &seq, digest);
@@ -895,6 +918,13 @@ pb_log_test (bool verbose)
                         NULL, &seq, found);
     assert (rc == PB_LOG_EXISTS && seq == 42 && pb_log_next_seq (log) == 3002);
     assert (memcmp (found, expected, PB_LOG_DIGEST_SIZE) == 0);
+    //  Bytes that are not in the stored form cannot be hashed here:
+    //  refused, and nothing of them is written, index included
+    pb_log_key_t third = { "test", 4, "not-stored", 10 };
+    rc = pb_log_append (log, &third, expected, "cpe.test", 8, "\x91\x00", 2,
+                        NULL, &seq, found);
+    assert (rc == PB_EINVAL && pb_log_next_seq (log) == 3002);
+    assert (pb_log_lookup (log, &third, &seq, digest) == PB_LOG_NOTFOUND);
     rc = pb_log_lookup (log, &other, &seq, digest);
     assert (rc == 0 && seq == 3001);    //  Visible inside its own batch
     rc = pb_log_set_now (log, 5000);

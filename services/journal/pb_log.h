@@ -4,8 +4,9 @@
     Three named databases in the data directory:
       log    seq (8 bytes, big-endian) -> [type length: 1][type][stored
              envelope][chain: 32]; seqs start at 1 and have no gaps
-             (invariant 3); chain is h(seq) of common/pb_chain.h over the
-             bytes before it, computed by pb_log_append
+             (invariant 3); chain is h(seq) of common/pb_chain.h for the
+             bytes before it, computed ahead by the journal actor
+             (pb_log_hash_ahead) or by pb_log_append
       index  [src length: 1][src][id] -> [seq: 8][digest: 16], the
              idempotency index, written in the same transaction as the
              event it names
@@ -55,7 +56,9 @@ typedef enum {
 #undef XX
 } pb_log_err_t;
 
-#define PB_LOG_DIGEST_SIZE 16           //  BLAKE2b-128 of the envelope bytes
+//  The index's digest of an event: the first 16 bytes of its pairs hash
+//  (pb_chain_pairs_hash of the producer's pairs, pb_envelope_pairs)
+#define PB_LOG_DIGEST_SIZE 16
 
 //  The idempotency key of an event: its (src, id)
 typedef struct {
@@ -149,11 +152,15 @@ typedef struct {
 } pb_log_ahead_t;
 
 //  Fill 'ahead' for the record of 'type' and stored envelope 'bytes' at
-//  'seq' after 'prev'. Touches no log: any thread may call it.
+//  'seq' after 'prev', whose producer's pairs take 'pairs_size' bytes
+//  after its map header and hash to 'pairs_hash' (pb_chain_next). Touches
+//  no log: any thread may call it.
 void
     pb_log_hash_ahead (uint64_t seq, const uint8_t prev [PB_CHAIN_SIZE],
                        const char *type, size_t type_len,
-                       const void *bytes, size_t size, pb_log_ahead_t *ahead);
+                       const void *bytes, size_t size, size_t pairs_size,
+                       const uint8_t pairs_hash [PB_CHAIN_SIZE],
+                       pb_log_ahead_t *ahead);
 
 //  Out of a batch: h(head), the committed chain's last hash (zeros for
 //  an empty log)
@@ -165,9 +172,11 @@ void
 //  index already has 'key' (this batch's appends included): then nothing
 //  is written, *seq_p and 'found' get the indexed seq and digest, and the
 //  call returns PB_LOG_EXISTS (one index search serves both the check and
-//  the insert). The caller has built the stored envelope with that seq.
+//  the insert). The caller has built the stored envelope with that seq;
+//  without a usable 'ahead', pb_log_append splits it and hashes it itself.
 //  Returns 0; PB_LOG_EXISTS; PB_LOG_FULL (abort, pb_log_grow, and redo the
-//  batch); PB_EINVAL (type over 255 bytes, key out of bounds);
+//  batch); PB_EINVAL (type over 255 bytes, key out of bounds, or, to be
+//  hashed here, 'bytes' not in the stored form: nothing is written);
 //  PB_LOG_IO / PB_LOG_CORRUPT.
 int
     pb_log_append (pb_log_t *self, const pb_log_key_t *key,
@@ -211,11 +220,6 @@ int
 //  cleared, or PB_LOG_IO.
 int
     pb_log_reader_check (pb_log_t *self);
-
-//  The digest pb_log_lookup compares: BLAKE2b-128 of 'bytes'
-void
-    pb_log_digest (const void *bytes, size_t size,
-                   uint8_t digest [PB_LOG_DIGEST_SIZE]);
 
 //  Name a code of this module, else pb_strerror's
 const char *

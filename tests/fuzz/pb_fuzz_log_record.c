@@ -5,7 +5,9 @@
     hand or an operator's raw write can put anything under a seq. Input:
     [flags: 1 byte][record][0xC1 0xC1][record]... Each record is what
     pb_log.h lays out before the hash ([type length][type][envelope]); the
-    target appends its hash chain (pb_chain_next) and writes the chain's
+    target appends its hash chain (pb_chain_next_record; a record that
+    does not split into the rule's parts gets 32 bytes of 0xA5, which
+    pb_chain_verify must name) and writes the chain's
     anchor in meta, as pb_log_append and pb_log_commit do, so that fuzzed
     records get past pb_log_open's anchor check. Written with raw LMDB at
     seqs 1, 2, ... of a fresh environment. Flags: 1, the first key is 7
@@ -43,6 +45,7 @@ typedef struct {
     uint64_t first_seq;                     //  the seq of record 0
     size_t count;                           //  records written
     uint64_t expected;                      //  the next seq pb_log_read gives
+    bool unsplit;                           //  a record is not in the rule's form
 } s_fixture_t;
 
 //  The data directory, made once: libFuzzer's API leaves no other place
@@ -141,8 +144,11 @@ s_write (s_fixture_t *fixture, uint8_t flags)
         uint8_t *value_bytes = (uint8_t *) malloc (size + PB_CHAIN_SIZE);
         assert (value_bytes);
         memcpy (value_bytes, fixture->record [i], size);
+        bool unsplit = false;
         if (!(flags & 8)) {
-            pb_chain_next (chain, seq, value_bytes, size, chain);
+            unsplit = pb_chain_next_record (chain, seq, value_bytes, size, chain) != 0;
+            if (unsplit)
+                memset (chain, 0xa5, PB_CHAIN_SIZE);
             memcpy (value_bytes + size, chain, PB_CHAIN_SIZE);
             size += PB_CHAIN_SIZE;
         }
@@ -152,6 +158,7 @@ s_write (s_fixture_t *fixture, uint8_t flags)
         MDB_val value = { size, value_bytes };
         rc = mdb_put (txn, log, &key, &value, 0);
         assert (rc == 0 || rc == MDB_BAD_VALSIZE);
+        fixture->unsplit |= unsplit && rc == 0;
         last = seq;
     }
     if (!(flags & 16) && fixture->count) {
@@ -220,6 +227,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     pb_chain_report_t report;
     rc = pb_chain_verify (s_dir, &report);
     assert (rc == 0 || report.status == PB_CHAIN_UNREADABLE);
+    assert (!fixture.unsplit || report.status != PB_CHAIN_INTACT);
     assert (memchr (report.reason, 0, sizeof report.reason));
     for (size_t i = 0; i < fixture.count; i++)
         free (fixture.stored [i]);

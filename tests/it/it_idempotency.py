@@ -41,6 +41,22 @@ def main():
             for _ in range(10):
                 kind, body = p.recv()
                 assert (kind, body["seq"]) == ("ACK", first), body
+            # the same pairs under a map 16 header instead of a fixmap are
+            # the same envelope (proto/README.md, Ingest): the same seq;
+            # one pair's encoding changed (a str 8 for a fixstr) is not
+            raw = pbtest.pack(env)
+            assert 0x80 <= raw[0] <= 0x8f, "want a fixmap: %r" % raw[:1]
+            wide = bytes([0xde, 0, raw[0] & 0x0f]) + raw[1:]
+            kind, body = p.publish(wide, env["type"])
+            assert (kind, body["seq"]) == ("ACK", first), (kind, body)
+            key = b"\xa2id"
+            at = raw.index(key) + len(key)
+            assert 0xa0 <= raw[at] <= 0xbf, "id not a fixstr: %r" % raw
+            n = raw[at] & 0x1f
+            recoded = raw[:at] + bytes([0xd9, n]) + raw[at + 1:]
+            kind, body = p.publish(recoded, env["type"])
+            assert (kind, body.get("code")) == ("NAK", "id_conflict"), \
+                (kind, body)
             # a resend with the keys in another order is another envelope
             # byte-wise; the journal may ACK it (same meaning) or refuse
             # it (id_conflict), but never append it again
