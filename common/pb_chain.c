@@ -4,8 +4,10 @@
 
     The walk reads the log in slices of S_SLICE records, one short read
     transaction each, so that a long verify never pins a snapshot that
-    keeps the live journal from reusing pages. Each slice starts where the
-    last one stopped, with the hash it ended on.
+    keeps the live journal from reusing pages. Each slice starts at the
+    key after the last record the one before checked, with the hash it
+    ended on, so that every key of the log is seen, those that are not
+    seqs too.
     =========================================================================
 */
 #include "pb_chain.h"
@@ -208,20 +210,38 @@ s_slice (s_walk_t *walk, pb_chain_report_t *report)
     int rc = mdb_txn_begin (walk->env, NULL, MDB_RDONLY, &txn);
     if (rc == 0)
         rc = mdb_cursor_open (txn, walk->log, &cursor);
+    //  Every key of the log is looked at, those that are not seqs too: the
+    //  first slice starts at the first key, each next one at the key after
+    //  the last record checked, found again by its key (records are never
+    //  taken out, so its absence is a finding)
+    uint64_t last = walk->next - 1;
     uint8_t seq_bytes [8];
     for (int i = 0; i < 8; i++)
-        seq_bytes [i] = (uint8_t) (walk->next >> (56 - 8 * i));
+        seq_bytes [i] = (uint8_t) (last >> (56 - 8 * i));
     MDB_val key = { 8, seq_bytes }, value;
-    if (rc == 0)
-        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
-    for (int n = 0; rc == 0 && n < S_SLICE; n++) {
+    if (rc == 0 && last == 0)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    else
+    if (rc == 0) {
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_KEY);
+        if (rc == 0)
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        else
+        if (rc == MDB_NOTFOUND) {
+            s_found (report, PB_CHAIN_MISSING, last, last,
+                     "a record checked a moment ago is gone from the log");
+            walk->done = true;
+            rc = 0;
+        }
+    }
+    for (int n = 0; rc == 0 && !walk->done && n < S_SLICE; n++) {
         if (!s_check_record (walk, &key, &value, report)) {
             walk->done = true;
             break;
         }
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
-    if (rc == MDB_NOTFOUND) {
+    if (rc == MDB_NOTFOUND && !walk->done) {
         s_check_anchor (walk, txn, report);
         walk->done = true;
         rc = 0;
@@ -397,6 +417,25 @@ s_test_tamper (const char *path, uint64_t seq, int offset)
     mdb_env_close (env);
 }
 
+//  Put a record under a key that is not a seq ('add'), or take it out
+static void
+s_test_junk (const char *path, const void *key_bytes, size_t key_size, bool add)
+{
+    MDB_env *env = s_test_env (path);
+    MDB_txn *txn = NULL;
+    MDB_dbi log;
+    int rc = mdb_txn_begin (env, NULL, 0, &txn);
+    assert (rc == 0);
+    rc = mdb_dbi_open (txn, "log", 0, &log);
+    assert (rc == 0);
+    MDB_val key = { key_size, (void *) key_bytes }, value = { 4, "junk" };
+    rc = add? mdb_put (txn, log, &key, &value, 0): mdb_del (txn, log, &key, NULL);
+    assert (rc == 0);
+    rc = mdb_txn_commit (txn);
+    assert (rc == 0);
+    mdb_env_close (env);
+}
+
 //  A log of 'count' records in 'path'; returns h(count) in 'prev'
 static void
 s_test_log (const char *path, uint64_t count, uint8_t prev [PB_CHAIN_SIZE])
@@ -477,6 +516,21 @@ pb_chain_test (bool verbose)
         assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 20001);
         s_test_tamper (path, 20001, offsets [i]);
     }
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_INTACT);
+
+    //  A key that is not a seq, sorted before seq 1 and between the
+    //  slices' records 10000 and 10001: named where the walk meets it
+    const uint8_t before [7] = { 0 };
+    uint8_t between [9] = { 0, 0, 0, 0, 0, 0, 0x27, 0x10, 0 };    //  10000, then 0
+    s_test_junk (path, before, sizeof before, true);
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 1);
+    s_test_junk (path, before, sizeof before, false);
+    s_test_junk (path, between, sizeof between, true);
+    rc = pb_chain_verify (path, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 10001);
+    s_test_junk (path, between, sizeof between, false);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_INTACT);
 

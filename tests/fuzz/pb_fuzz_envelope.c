@@ -8,7 +8,8 @@
     envelope; one that decodes is checked against its type's schema, as the
     journal does, and one that validates is turned into its stored form,
     which must decode again (stored form) and validate again, with the same
-    id, src and type. The raw bytes are also decoded as a stored envelope
+    id, src and type, and split (the log chain's rule) into the producer's
+    pairs as they came and the seq and ts after them. The raw bytes are also decoded as a stored envelope
     (what a subscriber or the log reads) and peeked for a NAK's id.
     =========================================================================
 */
@@ -82,6 +83,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     assert (!peeked || stopped >= 0);
     assert (!peeked || !peek_type || (short_type == peek_type && short_type_len == peek_type_len));
 
+    //  The chain's split of untrusted bytes (pbctl verify) stays in them
+    size_t split_header = 0, split_pairs = 0;
+    if (pb_envelope_split_stored (bytes, bytes_size, &split_header, &split_pairs))
+        assert (split_header >= 1 && split_header <= 5
+                && split_header + split_pairs <= bytes_size);
+
     pb_envelope_t *ingest = NULL;
     pb_nak_t nak = pb_envelope_decode (type, type_len, bytes, bytes_size,
                                        PB_ENVELOPE_INGEST, &limits, &ingest,
@@ -107,6 +114,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             int rc = pb_envelope_encode_stored (ingest, 123456789, 1735689600000,
                                                 &stored, &stored_size);
             assert (rc == 0);
+            //  The chain's split of the stored form finds the producer's
+            //  pairs, byte for byte, and the seq and ts pairs after them
+            size_t header = 0, pairs = 0, offset = 0, pairs_size = 0;
+            assert (pb_envelope_split_stored (stored, stored_size, &header, &pairs));
+            pb_envelope_pairs (ingest, &offset, &pairs_size);
+            assert (header == pb_envelope_map_header_size (stored [0]));
+            assert (pairs == pairs_size
+                    && memcmp (stored + header, ingest->bytes + offset, pairs) == 0);
+            assert (stored_size - header - pairs <= 4 + 9 + 3 + 9);
             pb_envelope_t *back = NULL;
             pb_limits_t stored_limits = limits;
             stored_limits.max_size += 32;       //  seq and ts added
