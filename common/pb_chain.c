@@ -382,11 +382,16 @@ s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN
     assert (rc == 0);
 }
 
-//  Flip one byte of record 'seq' at 'offset', or delete it (offset < 0).
-//  Its own environment, closed after: LMDB forbids one process to have
-//  the same environment open twice, and pb_chain_verify opens its own.
+//  What s_test_change does to a record, besides flipping one byte
+#define S_TEST_DELETE -1                //  take it out
+#define S_TEST_JUNK   -2                //  put "junk" there
+
+//  Flip one byte of the record under 'key_bytes' at 'offset', or do what
+//  S_TEST_DELETE or S_TEST_JUNK say. Its own environment, closed after:
+//  LMDB forbids one process to have the same environment open twice, and
+//  pb_chain_verify opens its own.
 static void
-s_test_tamper (const char *path, uint64_t seq, int offset)
+s_test_change (const char *path, const void *key_bytes, size_t key_size, int offset)
 {
     MDB_env *env = s_test_env (path);
     MDB_txn *txn = NULL;
@@ -395,13 +400,13 @@ s_test_tamper (const char *path, uint64_t seq, int offset)
     assert (rc == 0);
     rc = mdb_dbi_open (txn, "log", 0, &log);
     assert (rc == 0);
-    uint8_t key_bytes [8];
-    for (int i = 0; i < 8; i++)
-        key_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
-    MDB_val key = { 8, key_bytes }, value;
+    MDB_val key = { key_size, (void *) key_bytes }, value = { 4, "junk" };
     uint8_t copy [512];
-    if (offset < 0)
+    if (offset == S_TEST_DELETE)
         rc = mdb_del (txn, log, &key, NULL);
+    else
+    if (offset == S_TEST_JUNK)
+        rc = mdb_put (txn, log, &key, &value, 0);
     else {
         rc = mdb_get (txn, log, &key, &value);
         assert (rc == 0);
@@ -417,23 +422,14 @@ s_test_tamper (const char *path, uint64_t seq, int offset)
     mdb_env_close (env);
 }
 
-//  Put a record under a key that is not a seq ('add'), or take it out
+//  s_test_change on record 'seq'
 static void
-s_test_junk (const char *path, const void *key_bytes, size_t key_size, bool add)
+s_test_tamper (const char *path, uint64_t seq, int offset)
 {
-    MDB_env *env = s_test_env (path);
-    MDB_txn *txn = NULL;
-    MDB_dbi log;
-    int rc = mdb_txn_begin (env, NULL, 0, &txn);
-    assert (rc == 0);
-    rc = mdb_dbi_open (txn, "log", 0, &log);
-    assert (rc == 0);
-    MDB_val key = { key_size, (void *) key_bytes }, value = { 4, "junk" };
-    rc = add? mdb_put (txn, log, &key, &value, 0): mdb_del (txn, log, &key, NULL);
-    assert (rc == 0);
-    rc = mdb_txn_commit (txn);
-    assert (rc == 0);
-    mdb_env_close (env);
+    uint8_t key_bytes [8];
+    for (int i = 0; i < 8; i++)
+        key_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
+    s_test_change (path, key_bytes, sizeof key_bytes, offset);
 }
 
 //  A log of 'count' records in 'path'; returns h(count) in 'prev'
@@ -523,19 +519,19 @@ pb_chain_test (bool verbose)
     //  slices' records 10000 and 10001: named where the walk meets it
     const uint8_t before [7] = { 0 };
     uint8_t between [9] = { 0, 0, 0, 0, 0, 0, 0x27, 0x10, 0 };    //  10000, then 0
-    s_test_junk (path, before, sizeof before, true);
+    s_test_change (path, before, sizeof before, S_TEST_JUNK);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 1);
-    s_test_junk (path, before, sizeof before, false);
-    s_test_junk (path, between, sizeof between, true);
+    s_test_change (path, before, sizeof before, S_TEST_DELETE);
+    s_test_change (path, between, sizeof between, S_TEST_JUNK);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 10001);
-    s_test_junk (path, between, sizeof between, false);
+    s_test_change (path, between, sizeof between, S_TEST_DELETE);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_INTACT);
 
     //  A record taken out, and the last one taken out
-    s_test_tamper (path, 10001, -1);
+    s_test_tamper (path, 10001, S_TEST_DELETE);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_MISSING);
     assert (report.seq == 10001 && report.last == 10001);
@@ -545,7 +541,7 @@ pb_chain_test (bool verbose)
     char other [] = "/tmp/pb_chain_test.XXXXXX";
     assert (mkdtemp (other));
     s_test_log (other, 10, prev);
-    s_test_tamper (other, 10, -1);
+    s_test_tamper (other, 10, S_TEST_DELETE);
     rc = pb_chain_verify (other, &report);
     assert (rc == 0 && report.status == PB_CHAIN_MISSING);
     assert (report.seq == 10 && report.last == 10);
