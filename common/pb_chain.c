@@ -91,6 +91,40 @@ pb_chain_next_record (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
     return 0;
 }
 
+void
+pb_chain_anchor_put (uint64_t head, const uint8_t hash [PB_CHAIN_SIZE],
+                     uint8_t anchor [PB_CHAIN_ANCHOR_SIZE])
+{
+    anchor [0] = PB_CHAIN_RULE;
+    for (int i = 0; i < 8; i++)
+        anchor [1 + i] = (uint8_t) (head >> (56 - 8 * i));
+    memcpy (anchor + 9, hash, PB_CHAIN_SIZE);
+}
+
+bool
+pb_chain_anchor_get (const void *anchor, size_t size, unsigned *rule_p,
+                     uint64_t *head_p, uint8_t hash [PB_CHAIN_SIZE])
+{
+    assert (rule_p && head_p && hash);
+    const uint8_t *bytes = (const uint8_t *) anchor;
+    size_t at = 0;
+    if (size == 8 + PB_CHAIN_SIZE)
+        *rule_p = 1;                    //  Rule 1 had no rule byte
+    else
+    if (size == PB_CHAIN_ANCHOR_SIZE && bytes [0] >= 2) {
+        *rule_p = bytes [0];
+        at = 1;
+    }
+    else
+        return false;
+    uint64_t head = 0;
+    for (int i = 0; i < 8; i++)
+        head = (head << 8) | bytes [at + i];
+    *head_p = head;
+    memcpy (hash, bytes + at + 8, PB_CHAIN_SIZE);
+    return true;
+}
+
 //  --------------------------------------------------------------------------
 //  The walk
 
@@ -169,19 +203,21 @@ static void
 s_check_anchor (s_walk_t *walk, MDB_txn *txn, pb_chain_report_t *report)
 {
     uint64_t last = walk->next - 1;
-    MDB_val key = { 5, "chain" }, value;
+    MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY }, value;
     int rc = mdb_get (txn, walk->meta, &key, &value);
     if (rc == MDB_NOTFOUND && last == 0) {
         report->status = PB_CHAIN_INTACT;       //  An empty log
         return;
     }
-    if (rc || value.mv_size != 8 + PB_CHAIN_SIZE) {
+    unsigned rule = 0;
+    uint64_t head = 0;
+    uint8_t hash [PB_CHAIN_SIZE];
+    if (rc || !pb_chain_anchor_get (value.mv_data, value.mv_size, &rule, &head, hash)
+    ||  rule != PB_CHAIN_RULE) {
         s_found (report, PB_CHAIN_ALTERED, last, 0,
                  "the chain anchor (meta \"chain\") is absent or malformed");
         return;
     }
-    const uint8_t *anchor = (const uint8_t *) value.mv_data;
-    uint64_t head = s_be64 (anchor);
     if (head > last)
         s_found (report, PB_CHAIN_MISSING, last + 1, head,
                  "records absent from the end of the log");
@@ -190,7 +226,7 @@ s_check_anchor (s_walk_t *walk, MDB_txn *txn, pb_chain_report_t *report)
         s_found (report, PB_CHAIN_ALTERED, head + 1, 0,
                  "records beyond the anchored head");
     else
-    if (sodium_memcmp (anchor + 8, walk->prev, PB_CHAIN_SIZE) != 0)
+    if (sodium_memcmp (hash, walk->prev, PB_CHAIN_SIZE) != 0)
         s_found (report, PB_CHAIN_ALTERED, last, 0,
                  "the anchor's hash differs from the last record's");
     else {
@@ -198,6 +234,32 @@ s_check_anchor (s_walk_t *walk, MDB_txn *txn, pb_chain_report_t *report)
         report->head = last;
         memcpy (report->head_hash, walk->prev, PB_CHAIN_SIZE);
     }
+}
+
+//  Before the walk: a log whose anchor names another rule is not checked
+//  under this one (every record would seem altered). Returns an MDB code;
+//  sets walk->done with the report's reason if so.
+static int
+s_check_rule (s_walk_t *walk, pb_chain_report_t *report)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin (walk->env, NULL, MDB_RDONLY, &txn);
+    MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY }, value;
+    if (rc == 0)
+        rc = mdb_get (txn, walk->meta, &key, &value);
+    unsigned rule = 0;
+    uint64_t head = 0;
+    uint8_t hash [PB_CHAIN_SIZE];
+    if (rc == 0 && pb_chain_anchor_get (value.mv_data, value.mv_size, &rule, &head, hash)
+    &&  rule != PB_CHAIN_RULE) {
+        snprintf (report->reason, sizeof report->reason,
+                  "the log's hash chain follows rule %u (a partnerbus from before "
+                  "2026-12); this pbctl checks rule %d only", rule, PB_CHAIN_RULE);
+        walk->done = true;
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    return rc == MDB_NOTFOUND? 0: rc;   //  No anchor: the walk names it
 }
 
 //  One slice: up to S_SLICE records in one read transaction. Returns an
@@ -295,6 +357,9 @@ pb_chain_verify (const char *dir, pb_chain_report_t *report)
     memset (&walk, 0, sizeof walk);
     walk.next = 1;
     int rc = s_walk_open (&walk, dir);
+    if (rc == 0)
+        rc = s_check_rule (&walk, report);
+    bool other_rule = walk.done;
     while (rc == 0 && !walk.done)
         rc = s_slice (&walk, report);
     if (rc) {
@@ -302,6 +367,8 @@ pb_chain_verify (const char *dir, pb_chain_report_t *report)
                   dir, mdb_strerror (rc));
         report->status = PB_CHAIN_UNREADABLE;
     }
+    if (other_rule)
+        rc = PB_EIO;                    //  Status UNREADABLE, reason set
     if (walk.env)
         mdb_env_close (walk.env);
     return rc? PB_EIO: 0;
@@ -368,14 +435,15 @@ s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN
     int rc_hash = pb_chain_next_record (prev, seq, record, size, record + size);
     assert (rc_hash == 0);
     memcpy (prev, record + size, PB_CHAIN_SIZE);
-    uint8_t key_bytes [8], anchor [8 + PB_CHAIN_SIZE];
+    uint8_t key_bytes [8], anchor [PB_CHAIN_ANCHOR_SIZE];
     for (int i = 0; i < 8; i++)
-        key_bytes [i] = anchor [i] = (uint8_t) (seq >> (56 - 8 * i));
-    memcpy (anchor + 8, prev, PB_CHAIN_SIZE);
+        key_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
+    pb_chain_anchor_put (seq, prev, anchor);
     MDB_val key = { 8, key_bytes }, value = { size + PB_CHAIN_SIZE, record };
     rc = mdb_put (txn, log, &key, &value, 0);
     assert (rc == 0);
-    MDB_val akey = { 5, "chain" }, avalue = { sizeof anchor, anchor };
+    MDB_val akey = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY };
+    MDB_val avalue = { sizeof anchor, anchor };
     rc = mdb_put (txn, meta, &akey, &avalue, 0);
     assert (rc == 0);
     rc = mdb_txn_commit (txn);
@@ -430,6 +498,26 @@ s_test_tamper (const char *path, uint64_t seq, int offset)
     for (int i = 0; i < 8; i++)
         key_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
     s_test_change (path, key_bytes, sizeof key_bytes, offset);
+}
+
+//  Write 'size' bytes as the log's anchor
+static void
+s_test_anchor (const char *path, const void *bytes, size_t size)
+{
+    MDB_env *env = s_test_env (path);
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    int rc = mdb_txn_begin (env, NULL, 0, &txn);
+    assert (rc == 0);
+    rc = mdb_dbi_open (txn, "meta", 0, &meta);
+    assert (rc == 0);
+    MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY };
+    MDB_val value = { size, (void *) bytes };
+    rc = mdb_put (txn, meta, &key, &value, 0);
+    assert (rc == 0);
+    rc = mdb_txn_commit (txn);
+    assert (rc == 0);
+    mdb_env_close (env);
 }
 
 //  A log of 'count' records in 'path'; returns h(count) in 'prev'
@@ -545,6 +633,28 @@ pb_chain_test (bool verbose)
     rc = pb_chain_verify (other, &report);
     assert (rc == 0 && report.status == PB_CHAIN_MISSING);
     assert (report.seq == 10 && report.last == 10);
+
+    //  The anchor: this rule's round trip; rule 1's 40 bytes, which the
+    //  walk does not check under this rule; no rule's layout
+    uint8_t anchor [PB_CHAIN_ANCHOR_SIZE], hash [PB_CHAIN_SIZE];
+    unsigned rule = 0;
+    uint64_t head = 0;
+    pb_chain_anchor_put (77, prev, anchor);
+    assert (pb_chain_anchor_get (anchor, sizeof anchor, &rule, &head, hash));
+    assert (rule == PB_CHAIN_RULE && head == 77 && memcmp (hash, prev, PB_CHAIN_SIZE) == 0);
+    assert (pb_chain_anchor_get (anchor + 1, sizeof anchor - 1, &rule, &head, hash));
+    assert (rule == 1 && head == 77);
+    assert (!pb_chain_anchor_get (anchor, sizeof anchor - 2, &rule, &head, hash));
+    anchor [0] = 1;                     //  Rule 1 never had the byte
+    assert (!pb_chain_anchor_get (anchor, sizeof anchor, &rule, &head, hash));
+    s_test_anchor (other, anchor + 1, sizeof anchor - 1);
+    rc = pb_chain_verify (other, &report);
+    assert (rc == PB_EIO && report.status == PB_CHAIN_UNREADABLE);
+    assert (strstr (report.reason, "rule 1"));
+    s_test_anchor (other, anchor, 3);
+    rc = pb_chain_verify (other, &report);
+    assert (rc == 0 && report.status == PB_CHAIN_ALTERED);
+    assert (strstr (report.reason, "anchor"));
 
     const char *dirs [] = { path, other };
     for (int d = 0; d < 2; d++) {

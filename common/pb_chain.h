@@ -20,9 +20,14 @@
     under which the idempotency index keeps the event (id_conflict), so
     the journal hashes an event's ~200 bytes once, not twice, and chains
     about 100 bytes (one BLAKE2b block) instead of the whole record. The
-    log's meta database keeps an anchor, "chain" -> [head seq: 8]
+    log's meta database keeps an anchor, "chain" -> [rule: 1][head seq: 8]
     [h(head): 32], written in the same transaction as the records, so that
-    records taken off the end are named too. The chain is plain (not
+    records taken off the end are named too. The rule is 2, this one;
+    rule 1 (the whole record hashed, the index's digest of the whole
+    envelope) is that of logs written before 2026-12, whose anchor has no
+    rule byte: this build neither appends to them nor checks them (move
+    their events with the pbctl export of the build that wrote them, and
+    pbctl import, which hashes them under this rule). The chain is plain (not
     keyed): it proves that the log was not altered since the head hash an
     operator noted, not that whoever could write the files did not
     recompute it all (see README, Security).
@@ -69,12 +74,29 @@ int
                           const void *record, size_t size,
                           uint8_t out [PB_CHAIN_SIZE]);
 
+//  The anchor: the rule, the head seq, h(head)
+#define PB_CHAIN_RULE 2
+#define PB_CHAIN_ANCHOR_KEY "chain"
+#define PB_CHAIN_ANCHOR_SIZE (1 + 8 + PB_CHAIN_SIZE)
+
+//  Lay out the anchor of this rule for 'head' and its hash
+void
+    pb_chain_anchor_put (uint64_t head, const uint8_t hash [PB_CHAIN_SIZE],
+                         uint8_t anchor [PB_CHAIN_ANCHOR_SIZE]);
+
+//  Read an anchor of 'size' bytes: false if it is of no rule's layout;
+//  else true with *rule_p (1 for rule 1's 40 bytes), *head_p and 'hash'
+bool
+    pb_chain_anchor_get (const void *anchor, size_t size, unsigned *rule_p,
+                         uint64_t *head_p, uint8_t hash [PB_CHAIN_SIZE]);
+
 //  What pb_chain_verify found
 typedef enum {
     PB_CHAIN_INTACT,                    //  every record and the anchor agree
     PB_CHAIN_ALTERED,                   //  record 'seq' is not what was logged
     PB_CHAIN_MISSING,                   //  records 'seq'..'last' are absent
-    PB_CHAIN_UNREADABLE                 //  no log there, or LMDB refused it
+    PB_CHAIN_UNREADABLE                 //  no log there, LMDB refused it, or
+                                        //  its anchor is of another rule
 } pb_chain_status_t;
 
 typedef struct {

@@ -63,11 +63,17 @@ static void
 //  The only place where MDB and errno codes become pb_log codes, and so
 //  the only place a log failure is logged. A full map is expected (the
 //  caller grows it) and a full disk is logged once per series.
+//  The log's own layout checks failed (each logs what it found): a code
+//  beside LMDB's, so that no LMDB text is printed for it
+#define S_LAYOUT (MDB_LAST_ERRCODE + 100)
+
 static int
 s_translate (pb_log_t *self, int mdb_rc, const char *what)
 {
     if (mdb_rc == 0)
         return 0;
+    if (mdb_rc == S_LAYOUT)
+        return PB_LOG_CORRUPT;
     if (mdb_rc == MDB_NOTFOUND)
         return PB_LOG_NOTFOUND;
     if (mdb_rc == MDB_KEYEXIST)
@@ -105,26 +111,40 @@ s_get_be64 (const uint8_t *bytes)
     return value;
 }
 
-//  The chain's anchor must name the last record and its hash: a log
-//  written before the chain existed, or whose end was cut off, is not
-//  appended to (pbctl verify says more)
+//  The chain's anchor must be of this rule and name the last record and
+//  its hash: a log written before the chain existed, under another rule,
+//  or whose end was cut off, is not appended to (pbctl verify says more)
 static int
 s_check_anchor (pb_log_t *self, MDB_txn *txn)
 {
-    MDB_val key = { 5, "chain" }, value;
+    MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY }, value;
     int rc = mdb_get (txn, self->meta, &key, &value);
     if (rc == MDB_NOTFOUND) {
         zsys_error ("pb_log: the log has no hash chain anchor (written before "
                     "the chain existed, or altered) path=%s", self->path);
-        return MDB_CORRUPTED;
+        return S_LAYOUT;
     }
-    if (rc == 0 && (value.mv_size != 8 + PB_CHAIN_SIZE
-                ||  s_get_be64 ((const uint8_t *) value.mv_data) != self->head
-                ||  memcmp ((const uint8_t *) value.mv_data + 8, self->chain,
-                            PB_CHAIN_SIZE) != 0)) {
+    unsigned rule = 0;
+    uint64_t head = 0;
+    uint8_t hash [PB_CHAIN_SIZE];
+    if (rc == 0 && !pb_chain_anchor_get (value.mv_data, value.mv_size, &rule, &head, hash)) {
+        zsys_error ("pb_log: the hash chain anchor is malformed path=%s (run pbctl verify)",
+                    self->path);
+        rc = S_LAYOUT;
+    }
+    else
+    if (rc == 0 && rule != PB_CHAIN_RULE) {
+        zsys_error ("pb_log: the log's hash chain follows rule %u, this journal writes "
+                    "rule %d: move its events with the pbctl export of the partnerbus "
+                    "that wrote it, then pbctl import (README, Integrity) path=%s",
+                    rule, PB_CHAIN_RULE, self->path);
+        rc = S_LAYOUT;
+    }
+    else
+    if (rc == 0 && (head != self->head || memcmp (hash, self->chain, PB_CHAIN_SIZE) != 0)) {
         zsys_error ("pb_log: the last record does not match the hash chain anchor "
                     "head=%" PRIu64 " path=%s (run pbctl verify)", self->head, self->path);
-        rc = MDB_CORRUPTED;
+        rc = S_LAYOUT;
     }
     return rc;
 }
@@ -144,8 +164,12 @@ s_load_state (pb_log_t *self, MDB_txn *txn)
                              - PB_CHAIN_SIZE, PB_CHAIN_SIZE);
     }
     else
-    if (rc == 0)
-        rc = MDB_CORRUPTED;
+    if (rc == 0) {
+        zsys_error ("pb_log: the log's last record is not laid out as this journal "
+                    "writes one (key of %zu bytes, record of %zu) path=%s (run pbctl "
+                    "verify)", key.mv_size, value.mv_size, self->path);
+        rc = S_LAYOUT;
+    }
     else
     if (rc == MDB_NOTFOUND) {
         self->head = 0;
@@ -160,8 +184,11 @@ s_load_state (pb_log_t *self, MDB_txn *txn)
         if (rc == 0 && value.mv_size == 8)
             self->now = (int64_t) s_get_be64 ((const uint8_t *) value.mv_data);
         else
-        if (rc == 0)
-            rc = MDB_CORRUPTED;
+        if (rc == 0) {
+            zsys_error ("pb_log: the log time (meta \"now\") is %zu bytes, not 8 "
+                        "path=%s", value.mv_size, self->path);
+            rc = S_LAYOUT;
+        }
         else
         if (rc == MDB_NOTFOUND) {
             self->now = 0;
@@ -563,10 +590,9 @@ pb_log_commit (pb_log_t *self)
     //  The anchor, once per batch, in the batch's own transaction
     int rc = 0;
     if (self->next - 1 > self->head) {
-        uint8_t anchor [8 + PB_CHAIN_SIZE];
-        s_put_be64 (anchor, self->next - 1);
-        memcpy (anchor + 8, self->pending_chain, PB_CHAIN_SIZE);
-        MDB_val key = { 5, "chain" };
+        uint8_t anchor [PB_CHAIN_ANCHOR_SIZE];
+        pb_chain_anchor_put (self->next - 1, self->pending_chain, anchor);
+        MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY };
         MDB_val value = { sizeof anchor, anchor };
         rc = mdb_put (self->write, self->meta, &key, &value, 0);
     }
@@ -869,6 +895,31 @@ s_test_append (pb_log_t *log, int first, int count)
     return rc;
 }
 
+//  Write 'size' bytes as the anchor of the closed log in 'path'
+static void
+s_test_put_anchor (const char *path, const void *bytes, size_t size)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    int rc = mdb_env_create (&env);
+    assert (rc == 0);
+    mdb_env_set_maxdbs (env, 4);
+    rc = mdb_env_open (env, path, 0, 0600);
+    assert (rc == 0);
+    rc = mdb_txn_begin (env, NULL, 0, &txn);
+    assert (rc == 0);
+    rc = mdb_dbi_open (txn, "meta", 0, &meta);
+    assert (rc == 0);
+    MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY };
+    MDB_val value = { size, (void *) bytes };
+    rc = mdb_put (txn, meta, &key, &value, 0);
+    assert (rc == 0);
+    rc = mdb_txn_commit (txn);
+    assert (rc == 0);
+    mdb_env_close (env);
+}
+
 void
 pb_log_test (bool verbose)
 {
@@ -994,6 +1045,20 @@ pb_log_test (bool verbose)
     reader = (s_test_reader_t) { 0, 0, 0 };
     rc = pb_log_read (log, head, head, 10, s_test_read, &reader, &next);
     assert (rc == 0 && reader.count == 1);
+    uint8_t chain [PB_CHAIN_SIZE];
+    pb_log_chain (log, chain);
+    pb_log_destroy (&log);
+
+    //  A log whose anchor is of chain rule 1 (no rule byte) is refused;
+    //  this rule's anchor opens it again
+    uint8_t anchor [PB_CHAIN_ANCHOR_SIZE];
+    pb_chain_anchor_put (head, chain, anchor);
+    s_test_put_anchor (path, anchor + 1, sizeof anchor - 1);
+    assert (pb_log_open (path, 256 * 1024, 16 * 1024 * 1024, &log) == PB_LOG_CORRUPT);
+    assert (log == NULL);
+    s_test_put_anchor (path, anchor, sizeof anchor);
+    rc = pb_log_open (path, 256 * 1024, 16 * 1024 * 1024, &log);
+    assert (rc == 0 && pb_log_head (log) == head);
     pb_log_destroy (&log);
 
     char file [PATH_MAX];

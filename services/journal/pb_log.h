@@ -12,7 +12,8 @@
              event it names
       meta   "now" -> the log time (the now of the latest sys.tick, int64
              big-endian); absent before the first tick
-             "chain" -> [head seq: 8][h(head): 32], the chain's anchor,
+             "chain" -> [rule: 1][head seq: 8][h(head): 32], the chain's
+             anchor (common/pb_chain.h: a log of another rule is refused),
              rewritten by each commit that appends
     Writes happen in batches: pb_log_begin, any number of pb_log_lookup /
     pb_log_append / pb_log_set_now, then pb_log_commit (one commit, one

@@ -13,7 +13,8 @@
     seqs 1, 2, ... of a fresh environment. Flags: 1, the first key is 7
     bytes, not 8; 2, the seqs start at 2 (a gap); 4, the meta 'now' is 5
     bytes, not 8; 8, the records are written as given, no hash appended;
-    16, no anchor; 32, the anchor's hash is off by one bit.
+    16, no anchor; 32, the anchor's hash is off by one bit; 64, the
+    anchor is of rule 1 (no rule byte), which open and verify refuse.
     Then the log is opened with pb_log_open and read from seq 1 with
     pb_log_read, every event it hands out is decoded and validated as a
     stored envelope (as replay and the workers do), and the chain is
@@ -162,12 +163,14 @@ s_write (s_fixture_t *fixture, uint8_t flags)
         last = seq;
     }
     if (!(flags & 16) && fixture->count) {
-        uint8_t anchor [8 + PB_CHAIN_SIZE];
-        s_put_be64 (anchor, last);
-        memcpy (anchor + 8, chain, PB_CHAIN_SIZE);
+        uint8_t anchor [PB_CHAIN_ANCHOR_SIZE];
+        pb_chain_anchor_put (last, chain, anchor);
         if (flags & 32)
-            anchor [8] ^= 1;
-        MDB_val key = { 5, "chain" }, value = { sizeof anchor, anchor };
+            anchor [1 + 8] ^= 1;        //  The hash's first byte
+        //  64: rule 1's anchor, without the rule byte
+        MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY };
+        MDB_val value = { (flags & 64)? sizeof anchor - 1: sizeof anchor,
+                          (flags & 64)? anchor + 1: anchor };
         rc = mdb_put (txn, meta, &key, &value, 0);
         assert (rc == 0);
     }
@@ -211,8 +214,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     unlink (path);
     s_write (&fixture, flags);
 
+    //  An anchor of rule 1 is refused by open and by verify, whatever else
+    bool old_rule = (flags & 64) && !(flags & 16) && fixture.count;
     pb_log_t *log = NULL;
     int rc = pb_log_open (s_dir, 4 * 1024 * 1024, 8 * 1024 * 1024, &log);
+    assert (!old_rule || rc != 0);
     if (rc == 0) {
         uint64_t head = pb_log_head (log);
         uint64_t next = 0;
@@ -228,6 +234,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     rc = pb_chain_verify (s_dir, &report);
     assert (rc == 0 || report.status == PB_CHAIN_UNREADABLE);
     assert (!fixture.unsplit || report.status != PB_CHAIN_INTACT);
+    assert (!old_rule || report.status == PB_CHAIN_UNREADABLE);
     assert (memchr (report.reason, 0, sizeof report.reason));
     for (size_t i = 0; i < fixture.count; i++)
         free (fixture.stored [i]);
