@@ -452,37 +452,39 @@ s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN
 
 //  What s_test_change does to a record, besides flipping one byte
 #define S_TEST_DELETE -1                //  take it out
-#define S_TEST_JUNK   -2                //  put "junk" there
+#define S_TEST_PUT    -2                //  put 'value' there
 
-//  Flip one byte of the record under 'key_bytes' at 'offset', or do what
-//  S_TEST_DELETE or S_TEST_JUNK say. Its own environment, closed after:
-//  LMDB forbids one process to have the same environment open twice, and
-//  pb_chain_verify opens its own.
+//  Flip one byte of the record under 'key_bytes' in database 'db' at
+//  'offset', or do what S_TEST_DELETE or S_TEST_PUT say. Its own
+//  environment, closed after: LMDB forbids one process to have the same
+//  environment open twice, and pb_chain_verify opens its own.
 static void
-s_test_change (const char *path, const void *key_bytes, size_t key_size, int offset)
+s_test_change (const char *path, const char *db, const void *key_bytes, size_t key_size,
+               int offset, const void *value_bytes, size_t value_size)
 {
     MDB_env *env = s_test_env (path);
     MDB_txn *txn = NULL;
-    MDB_dbi log;
+    MDB_dbi dbi;
     int rc = mdb_txn_begin (env, NULL, 0, &txn);
     assert (rc == 0);
-    rc = mdb_dbi_open (txn, "log", 0, &log);
+    rc = mdb_dbi_open (txn, db, 0, &dbi);
     assert (rc == 0);
-    MDB_val key = { key_size, (void *) key_bytes }, value = { 4, "junk" };
+    MDB_val key = { key_size, (void *) key_bytes };
+    MDB_val value = { value_size, (void *) value_bytes };
     uint8_t copy [512];
     if (offset == S_TEST_DELETE)
-        rc = mdb_del (txn, log, &key, NULL);
+        rc = mdb_del (txn, dbi, &key, NULL);
     else
-    if (offset == S_TEST_JUNK)
-        rc = mdb_put (txn, log, &key, &value, 0);
+    if (offset == S_TEST_PUT)
+        rc = mdb_put (txn, dbi, &key, &value, 0);
     else {
-        rc = mdb_get (txn, log, &key, &value);
+        rc = mdb_get (txn, dbi, &key, &value);
         assert (rc == 0);
         assert (value.mv_size <= sizeof copy && (size_t) offset < value.mv_size);
         memcpy (copy, value.mv_data, value.mv_size);
         copy [offset] ^= 0x01;
         value.mv_data = copy;
-        rc = mdb_put (txn, log, &key, &value, 0);
+        rc = mdb_put (txn, dbi, &key, &value, 0);
     }
     assert (rc == 0);
     rc = mdb_txn_commit (txn);
@@ -497,27 +499,15 @@ s_test_tamper (const char *path, uint64_t seq, int offset)
     uint8_t key_bytes [8];
     for (int i = 0; i < 8; i++)
         key_bytes [i] = (uint8_t) (seq >> (56 - 8 * i));
-    s_test_change (path, key_bytes, sizeof key_bytes, offset);
+    s_test_change (path, "log", key_bytes, sizeof key_bytes, offset, NULL, 0);
 }
 
 //  Write 'size' bytes as the log's anchor
 static void
 s_test_anchor (const char *path, const void *bytes, size_t size)
 {
-    MDB_env *env = s_test_env (path);
-    MDB_txn *txn = NULL;
-    MDB_dbi meta;
-    int rc = mdb_txn_begin (env, NULL, 0, &txn);
-    assert (rc == 0);
-    rc = mdb_dbi_open (txn, "meta", 0, &meta);
-    assert (rc == 0);
-    MDB_val key = { strlen (PB_CHAIN_ANCHOR_KEY), PB_CHAIN_ANCHOR_KEY };
-    MDB_val value = { size, (void *) bytes };
-    rc = mdb_put (txn, meta, &key, &value, 0);
-    assert (rc == 0);
-    rc = mdb_txn_commit (txn);
-    assert (rc == 0);
-    mdb_env_close (env);
+    s_test_change (path, "meta", PB_CHAIN_ANCHOR_KEY, strlen (PB_CHAIN_ANCHOR_KEY),
+                   S_TEST_PUT, bytes, size);
 }
 
 //  A log of 'count' records in 'path'; returns h(count) in 'prev'
@@ -607,14 +597,14 @@ pb_chain_test (bool verbose)
     //  slices' records 10000 and 10001: named where the walk meets it
     const uint8_t before [7] = { 0 };
     uint8_t between [9] = { 0, 0, 0, 0, 0, 0, 0x27, 0x10, 0 };    //  10000, then 0
-    s_test_change (path, before, sizeof before, S_TEST_JUNK);
+    s_test_change (path, "log", before, sizeof before, S_TEST_PUT, "junk", 4);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 1);
-    s_test_change (path, before, sizeof before, S_TEST_DELETE);
-    s_test_change (path, between, sizeof between, S_TEST_JUNK);
+    s_test_change (path, "log", before, sizeof before, S_TEST_DELETE, NULL, 0);
+    s_test_change (path, "log", between, sizeof between, S_TEST_PUT, "junk", 4);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_ALTERED && report.seq == 10001);
-    s_test_change (path, between, sizeof between, S_TEST_DELETE);
+    s_test_change (path, "log", between, sizeof between, S_TEST_DELETE, NULL, 0);
     rc = pb_chain_verify (path, &report);
     assert (rc == 0 && report.status == PB_CHAIN_INTACT);
 
