@@ -19,7 +19,8 @@ static const char *s_help =
     "running) and name the first record that is altered or missing. Prints\n"
     "'intact head=SEQ hash=HEX', or 'altered seq=SEQ: REASON', or 'missing\n"
     "seq=FIRST..LAST: REASON' (--json: one object with the same fields).\n"
-    "Exit 0 intact; 1 altered or missing; 3 no readable log.\n"
+    "Exit 0 intact; 1 altered or missing; 3 no readable log, or one whose\n"
+    "chain follows another rule than this pbctl (an older build's: the reason says).\n"
     "Options:\n"
     "  --dir DIR        the journal's data directory (default ./var/journal)\n"
     PB_CTL_JOURNAL_OPTS_HELP;
