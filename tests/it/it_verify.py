@@ -12,6 +12,9 @@ pb-journal and its LMDB files:
               mdb_dump/mdb_load): verify names it as missing
   cut         the last record taken out: named missing from the chain's
               anchor, and the journal refuses to start on that log
+  rule        the chain's anchor is [rule 2][head][hash]; with rule 1's
+              anchor (no rule byte) verify exits 3 saying so, and the
+              journal refuses to start on that log
   files       the data directory is 0700 and its files 0600
 
 Run: /usr/bin/python3 tests/it/it_verify.py --bin-dir BUILD
@@ -204,6 +207,35 @@ def main():
         res.run("deleted: three records taken out are named as a run", deleted_run)
         res.run("cut: the last records taken out are named from the anchor; "
                 "the journal refuses that log", cut)
+
+        def other_rule():
+            #  The anchor this journal writes: [rule 2][head][h(head)]
+            header, pairs = original["meta"]
+            key = b"chain".hex()
+            anchor = dict(pairs)[key]
+            assert len(anchor) == 2 * 41 and anchor[:2] == "02", anchor
+            assert int(anchor[2:18], 16) == head, anchor
+            #  The same log with rule 1's anchor (no rule byte)
+            target = os.path.join(tempfile.mkdtemp(prefix="pb-it-verify-"), "log")
+            os.mkdir(target, 0o700)
+            dbs = dict(original)
+            dbs["meta"] = (header, [(k, v[2:] if k == key else v) for k, v in pairs])
+            load(dbs, target)
+            try:
+                rc, report = verify(pbctl, target)
+                assert rc == 3 and report["status"] == "unreadable", (rc, report)
+                assert "rule 1" in report["reason"], report
+                with pbtest.Journal(args.journal, data_dir=os.path.dirname(target),
+                                    log_name="it-verify-rule") as k:
+                    k.start(wait=False)
+                    rc = k.wait_exit(10)
+                    assert rc not in (0, None), "journal started on a rule 1 log: %r" % rc
+                    assert "follows rule 1" in k.log_tail(), k.log_tail()
+            finally:
+                shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+
+        res.run("rule: the anchor is of rule 2; a log of rule 1 is not verified "
+                "(exit 3, saying so) and the journal refuses it", other_rule)
 
         def files():
             mode = os.stat(log_dir).st_mode & 0o777
