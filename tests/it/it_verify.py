@@ -168,6 +168,15 @@ def main():
             load(dbs, target)
             return target
 
+        def refused(target, log_name, said):
+            """A journal on the log in 'target' exits non-zero, saying 'said'"""
+            with pbtest.Journal(args.journal, data_dir=os.path.dirname(target),
+                                log_name=log_name) as k:
+                k.start(wait=False)
+                rc = k.wait_exit(10)
+                assert rc not in (0, None), "journal started on that log: %r" % rc
+                assert said in k.log_tail(), k.log_tail()
+
         def deleted():
             target = without({1234})
             try:
@@ -194,12 +203,7 @@ def main():
                 assert rc == 1 and report["status"] == "missing", report
                 assert (report["seq"], report["last"]) == (head - 1, head), report
                 #  The journal will not append to a chain whose end is gone
-                with pbtest.Journal(args.journal, data_dir=os.path.dirname(target),
-                                    log_name="it-verify-cut") as k:
-                    k.start(wait=False)
-                    rc = k.wait_exit(10)
-                    assert rc not in (0, None), "journal started on a cut log: %r" % rc
-                    assert "hash chain anchor" in k.log_tail(), k.log_tail()
+                refused(target, "it-verify-cut", "hash chain anchor")
             finally:
                 shutil.rmtree(os.path.dirname(target), ignore_errors=True)
 
@@ -225,12 +229,7 @@ def main():
                 rc, report = verify(pbctl, target)
                 assert rc == 3 and report["status"] == "unreadable", (rc, report)
                 assert "rule 1" in report["reason"], report
-                with pbtest.Journal(args.journal, data_dir=os.path.dirname(target),
-                                    log_name="it-verify-rule") as k:
-                    k.start(wait=False)
-                    rc = k.wait_exit(10)
-                    assert rc not in (0, None), "journal started on a rule 1 log: %r" % rc
-                    assert "follows rule 1" in k.log_tail(), k.log_tail()
+                refused(target, "it-verify-rule", "follows rule 1")
             finally:
                 shutil.rmtree(os.path.dirname(target), ignore_errors=True)
 
