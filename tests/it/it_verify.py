@@ -176,6 +176,8 @@ def main():
                 rc = k.wait_exit(10)
                 assert rc not in (0, None), "journal started on that log: %r" % rc
                 assert said in k.log_tail(), k.log_tail()
+                #  Said in the journal's words, not as LMDB's corruption
+                assert "wrong type" not in k.log_tail(), k.log_tail()
 
         def deleted():
             target = without({1234})
