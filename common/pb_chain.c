@@ -18,26 +18,11 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "pb_be64.h"
 #include "pb_envelope.h"
 #include "pb_error.h"
 
 #define S_SLICE 10000                   //  records per read transaction
-
-static void
-s_put_be64 (uint8_t *bytes, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        bytes [i] = (uint8_t) (value >> (56 - 8 * i));
-}
-
-static uint64_t
-s_be64 (const uint8_t *bytes)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | bytes [i];
-    return value;
-}
 
 //  --------------------------------------------------------------------------
 
@@ -67,7 +52,7 @@ pb_chain_next (const uint8_t prev [PB_CHAIN_SIZE], uint64_t seq,
     size_t n = 0;
     memcpy (head, prev, PB_CHAIN_SIZE);
     n += PB_CHAIN_SIZE;
-    s_put_be64 (head + n, seq);
+    pb_be64_put (head + n, seq);
     n += 8;
     head [n++] = (uint8_t) type_len;
     if (type_len)
@@ -112,7 +97,7 @@ pb_chain_anchor_put (uint64_t head, const uint8_t hash [PB_CHAIN_SIZE],
                      uint8_t anchor [PB_CHAIN_ANCHOR_SIZE])
 {
     anchor [0] = PB_CHAIN_RULE;
-    s_put_be64 (anchor + 1, head);
+    pb_be64_put (anchor + 1, head);
     memcpy (anchor + 9, hash, PB_CHAIN_SIZE);
 }
 
@@ -132,7 +117,7 @@ pb_chain_anchor_get (const void *anchor, size_t size, unsigned *rule_p,
     }
     else
         return false;
-    *head_p = s_be64 (bytes + at);
+    *head_p = pb_be64_get (bytes + at);
     memcpy (hash, bytes + at + 8, PB_CHAIN_SIZE);
     return true;
 }
@@ -165,7 +150,7 @@ static bool
 s_check_record (s_walk_t *walk, const MDB_val *key, const MDB_val *value,
                 pb_chain_report_t *report)
 {
-    uint64_t seq = key->mv_size == 8? s_be64 ((const uint8_t *) key->mv_data): 0;
+    uint64_t seq = key->mv_size == 8? pb_be64_get ((const uint8_t *) key->mv_data): 0;
     if (seq == 0 || seq < walk->next) {
         s_found (report, PB_CHAIN_ALTERED, walk->next, 0,
                  "a key of the log is not a seq");
@@ -282,7 +267,7 @@ s_slice (s_walk_t *walk, pb_chain_report_t *report)
     //  taken out, so its absence is a finding)
     uint64_t last = walk->next - 1;
     uint8_t seq_bytes [8];
-    s_put_be64 (seq_bytes, last);
+    pb_be64_put (seq_bytes, last);
     MDB_val key = { 8, seq_bytes }, value;
     if (rc == 0 && last == 0)
         rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
@@ -439,7 +424,7 @@ s_test_put (MDB_env *env, uint64_t seq, const char *body, uint8_t prev [PB_CHAIN
     assert (rc_hash == 0);
     memcpy (prev, record + size, PB_CHAIN_SIZE);
     uint8_t key_bytes [8], anchor [PB_CHAIN_ANCHOR_SIZE];
-    s_put_be64 (key_bytes, seq);
+    pb_be64_put (key_bytes, seq);
     pb_chain_anchor_put (seq, prev, anchor);
     MDB_val key = { 8, key_bytes }, value = { size + PB_CHAIN_SIZE, record };
     rc = mdb_put (txn, log, &key, &value, 0);
@@ -499,7 +484,7 @@ static void
 s_test_tamper (const char *path, uint64_t seq, int offset)
 {
     uint8_t key_bytes [8];
-    s_put_be64 (key_bytes, seq);
+    pb_be64_put (key_bytes, seq);
     s_test_change (path, "log", key_bytes, sizeof key_bytes, offset, NULL, 0);
 }
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 
 #include "pb_worker_store.h"
+#include "pb_be64.h"
 #include "pb_prealloc.h"
 #include "pb_crash.h"
 #include "pb_private.h"
@@ -84,25 +85,9 @@ s_translate (int mdb_rc, const char *what)
 }
 
 static void
-s_put_be64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p [i] = (uint8_t) v;
-}
-
-static uint64_t
-s_get_be64 (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-static void
 s_outbox_key (uint8_t *key, uint64_t cause, uint32_t index)
 {
-    s_put_be64 (key, cause);
+    pb_be64_put (key, cause);
     for (int i = 3; i >= 0; i--, index >>= 8)
         key [8 + i] = (uint8_t) index;
 }
@@ -120,10 +105,10 @@ s_read_meta (pb_worker_store_t *self)
         return rc;
     MDB_val key = { 11, "applied_seq" }, val;
     if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
-        self->applied_seq = s_get_be64 (val.mv_data);
+        self->applied_seq = pb_be64_get (val.mv_data);
     key = (MDB_val) { 3, "now" };
     if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
-        self->now = (int64_t) s_get_be64 (val.mv_data);
+        self->now = (int64_t) pb_be64_get (val.mv_data);
     mdb_txn_abort (txn);
     return 0;
 }
@@ -304,7 +289,7 @@ s_origin (pb_worker_store_t *self, MDB_txn *txn, char db, const void *key,
         return 0;
     okey [0] = (uint8_t) db;
     memcpy (okey + 1, key, key_size);
-    s_put_be64 (value, seq);
+    pb_be64_put (value, seq);
     MDB_val k = { key_size + 1, okey }, v = { 8, value };
     return s_translate (mdb_put (txn, self->origin, &k, &v, 0), "origin put");
 }
@@ -669,7 +654,7 @@ s_redrive (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *redrive,
     ||  !target || target->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return 0;
     uint8_t qkey [8];
-    s_put_be64 (qkey, target->via.u64);
+    pb_be64_put (qkey, target->via.u64);
     MDB_val k = { 8, qkey }, v;
     int rc = s_translate (mdb_get (txn, self->quarantine, &k, &v), "quarantine get");
     if (rc)
@@ -741,7 +726,7 @@ s_nak_record (pb_worker_store_t *self, MDB_txn *txn, const pb_envelope_t *env)
     uint8_t key [PB_WORKER_KEY_SIZE];
     if (!pb_worker_store_key_of (self, id, key))
         return 0;
-    uint64_t cause = s_get_be64 (key);
+    uint64_t cause = pb_be64_get (key);
     uint32_t index = (uint32_t) (key [8] << 24 | key [9] << 16 | key [10] << 8 | key [11]);
     char type [129], reason [4097];
     if (index < S_NAK_INDEX
@@ -782,7 +767,7 @@ s_apply_one (pb_worker_store_t *self, MDB_txn *txn, pb_worker_event_t *event,
     if (event->skipped)
         return 0;
     uint8_t qkey [8];
-    s_put_be64 (qkey, event->seq);
+    pb_be64_put (qkey, event->seq);
     const pb_envelope_t *env = event->env;
     if (!env)
         return s_quarantine (self, txn, event->seq, event->seq, *now_p,
@@ -876,12 +861,12 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
                            zchunk_size (self->acked) / PB_WORKER_KEY_SIZE);
     uint8_t bytes [8];
     if (rc == 0) {
-        s_put_be64 (bytes, applied);
+        pb_be64_put (bytes, applied);
         MDB_val k = { 11, "applied_seq" }, v = { 8, bytes };
         rc = s_translate (mdb_put (txn, self->meta, &k, &v, 0), "meta put");
     }
     if (rc == 0) {
-        s_put_be64 (bytes, (uint64_t) now);
+        pb_be64_put (bytes, (uint64_t) now);
         MDB_val k = { 3, "now" }, v = { 8, bytes };
         rc = s_translate (mdb_put (txn, self->meta, &k, &v, 0), "meta put");
     }
@@ -1015,7 +1000,7 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
         uint64_t held = self->held_seq;
         if (rc == 0 && held > self->applied_seq) {
             uint8_t bytes [8];
-            s_put_be64 (bytes, held);
+            pb_be64_put (bytes, held);
             MDB_val k = { 11, "applied_seq" }, v = { 8, bytes };
             rc = s_translate (mdb_put (txn, self->meta, &k, &v, 0), "meta put");
         }
@@ -1071,8 +1056,8 @@ pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
             memcpy (type, p + 2, type_len);
             type [type_len] = 0;
         }
-        uint64_t cause = s_get_be64 (key);
-        uint32_t index = (uint32_t) s_get_be64 (key + 4) & 0xffffffffu;
+        uint64_t cause = pb_be64_get (key);
+        uint32_t index = (uint32_t) pb_be64_get (key + 4) & 0xffffffffu;
         char qkey [200];
         snprintf (qkey, sizeof qkey, "nak/%s", id);
         rc = s_translate (mdb_del (txn, self->outbox, &k, NULL), "outbox del");
@@ -1273,7 +1258,7 @@ pb_worker_dump_origin (const char *data_dir, FILE *out)
         if (k.mv_size >= 2 && v.mv_size == 8) {
             fprintf (out, "%s ", p [0] == 's'? "state": "quarantine");
             s_dump_bytes (out, p + 1, k.mv_size - 1, true);
-            fprintf (out, " %" PRIu64 "\n", s_get_be64 (v.mv_data));
+            fprintf (out, " %" PRIu64 "\n", pb_be64_get (v.mv_data));
         }
         mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
     }
@@ -1531,10 +1516,10 @@ s_stats (MDB_env *env, MDB_txn *txn, const char *dir, pb_worker_stats_t *stats)
             *counts [i] = st.ms_entries;
         MDB_val key = { 11, "applied_seq" }, val;
         if (!counts [i] && mdb_get (txn, dbi, &key, &val) == 0 && val.mv_size == 8)
-            stats->applied_seq = s_get_be64 (val.mv_data);
+            stats->applied_seq = pb_be64_get (val.mv_data);
         key = (MDB_val) { 3, "now" };
         if (!counts [i] && mdb_get (txn, dbi, &key, &val) == 0 && val.mv_size == 8)
-            stats->now = (int64_t) s_get_be64 (val.mv_data);
+            stats->now = (int64_t) pb_be64_get (val.mv_data);
     }
     return 0;
 }

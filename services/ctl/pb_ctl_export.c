@@ -21,6 +21,7 @@
     =========================================================================
 */
 #include "pb_ctl.h"
+#include "pb_be64.h"
 #include "pb_ctl_ops.h"
 #include "pb_envelope.h"
 
@@ -65,13 +66,6 @@ static const char *s_import_help =
 //  --------------------------------------------------------------------------
 //  Blocks
 
-static void
-s_be64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p [i] = (uint8_t) v;
-}
-
 //  The chained hash of a block of 'count' events of 'sizes' at 'events'
 static void
 s_block_hash (const uint8_t prev [S_HASH_SIZE], uint64_t first,
@@ -81,7 +75,7 @@ s_block_hash (const uint8_t prev [S_HASH_SIZE], uint64_t first,
     crypto_generichash_state state;
     crypto_generichash_init (&state, prev, S_HASH_SIZE, S_HASH_SIZE);
     uint8_t be [8];
-    s_be64 (be, first);
+    pb_be64_put (be, first);
     crypto_generichash_update (&state, be, 8);
     for (size_t i = 0; i < count; i++) {
         uint8_t len [4] = { (uint8_t) (sizes [i] >> 24), (uint8_t) (sizes [i] >> 16),

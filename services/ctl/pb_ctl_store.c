@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "pb_ctl_store.h"
+#include "pb_be64.h"
 #include "pb_worker.h"
 
 #include <lmdb.h>
@@ -69,15 +70,6 @@ typedef struct {
     int64_t now;
 } s_progress_t;
 
-static uint64_t
-s_be64 (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p [i];
-    return v;
-}
-
 static int
 s_on_meta (const char *db, const char *key, const uint8_t *value, size_t size,
            void *arg)
@@ -85,10 +77,10 @@ s_on_meta (const char *db, const char *key, const uint8_t *value, size_t size,
     s_progress_t *progress = (s_progress_t *) arg;
     if (streq (db, "meta") && size == 8) {
         if (streq (key, "applied_seq"))
-            progress->applied = s_be64 (value);
+            progress->applied = pb_be64_get (value);
         else
         if (streq (key, "now"))
-            progress->now = (int64_t) s_be64 (value);
+            progress->now = (int64_t) pb_be64_get (value);
     }
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "pb_be64.h"
 #include "pb_chain.h"
 #include "pb_crash.h"
 #include "pb_envelope.h"
@@ -95,22 +96,6 @@ s_translate (pb_log_t *self, int mdb_rc, const char *what)
     return PB_LOG_IO;
 }
 
-static void
-s_put_be64 (uint8_t *bytes, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        bytes [i] = (uint8_t) (value >> (56 - 8 * i));
-}
-
-static uint64_t
-s_get_be64 (const uint8_t *bytes)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | bytes [i];
-    return value;
-}
-
 //  The chain's anchor must be of this rule and name the last record and
 //  its hash: a log written before the chain existed, under another rule,
 //  or whose end was cut off, is not appended to (pbctl verify says more)
@@ -159,7 +144,7 @@ s_load_state (pb_log_t *self, MDB_txn *txn)
     if (rc == 0)
         rc = mdb_cursor_get (cursor, &key, &value, MDB_LAST);
     if (rc == 0 && key.mv_size == 8 && value.mv_size >= 2 + PB_CHAIN_SIZE) {
-        self->head = s_get_be64 ((const uint8_t *) key.mv_data);
+        self->head = pb_be64_get ((const uint8_t *) key.mv_data);
         memcpy (self->chain, (const uint8_t *) value.mv_data + value.mv_size
                              - PB_CHAIN_SIZE, PB_CHAIN_SIZE);
     }
@@ -182,7 +167,7 @@ s_load_state (pb_log_t *self, MDB_txn *txn)
         key.mv_size = 3;
         rc = mdb_get (txn, self->meta, &key, &value);
         if (rc == 0 && value.mv_size == 8)
-            self->now = (int64_t) s_get_be64 ((const uint8_t *) value.mv_data);
+            self->now = (int64_t) pb_be64_get ((const uint8_t *) value.mv_data);
         else
         if (rc == 0) {
             zsys_error ("pb_log: the log time (meta \"now\") is %zu bytes, not 8 "
@@ -424,7 +409,7 @@ pb_log_lookup (pb_log_t *self, const pb_log_key_t *key, uint64_t *seq_p,
     if (rc == 0 && value.mv_size != S_INDEX_VALUE_SIZE)
         rc = MDB_CORRUPTED;
     if (rc == 0) {
-        *seq_p = s_get_be64 ((const uint8_t *) value.mv_data);
+        *seq_p = pb_be64_get ((const uint8_t *) value.mv_data);
         memcpy (digest, (const uint8_t *) value.mv_data + 8, PB_LOG_DIGEST_SIZE);
     }
     return s_translate (self, rc, "lookup");
@@ -455,7 +440,7 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
         return PB_EINVAL;
     ikey.mv_data = key_bytes;
     uint8_t seq_bytes [8];
-    s_put_be64 (seq_bytes, self->next);
+    pb_be64_put (seq_bytes, self->next);
 
     //  The index first, with NOOVERWRITE: LMDB hands back the existing
     //  value when the key is there, so the idempotency check costs no
@@ -468,7 +453,7 @@ pb_log_append (pb_log_t *self, const pb_log_key_t *key,
     if (rc == MDB_KEYEXIST) {
         if (ivalue.mv_size != S_INDEX_VALUE_SIZE)
             return s_translate (self, MDB_CORRUPTED, "append");
-        *seq_p = s_get_be64 ((const uint8_t *) ivalue.mv_data);
+        *seq_p = pb_be64_get ((const uint8_t *) ivalue.mv_data);
         memcpy (found, (const uint8_t *) ivalue.mv_data + 8, PB_LOG_DIGEST_SIZE);
         return PB_LOG_EXISTS;
     }
@@ -531,7 +516,7 @@ pb_log_set_now (pb_log_t *self, int64_t now)
     assert (self);
     assert (self->write);
     uint8_t now_bytes [8];
-    s_put_be64 (now_bytes, (uint64_t) now);
+    pb_be64_put (now_bytes, (uint64_t) now);
     MDB_val key = { 3, "now" };
     MDB_val value = { 8, now_bytes };
     int rc = mdb_put (self->write, self->meta, &key, &value, 0);
@@ -707,14 +692,14 @@ pb_log_read (pb_log_t *self, uint64_t from, uint64_t to, size_t max_scan,
     if (rc == 0)
         rc = mdb_cursor_open (self->read, self->log, &cursor);
     uint8_t seq_bytes [8];
-    s_put_be64 (seq_bytes, from);
+    pb_be64_put (seq_bytes, from);
     MDB_val key = { 8, seq_bytes }, value;
     if (rc == 0)
         rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_KEY);
     for (size_t scanned = 0; rc == 0 && scanned < max_scan; scanned++) {
         const uint8_t *bytes = (const uint8_t *) value.mv_data;
         pb_log_event_t event;
-        event.seq = key.mv_size == 8? s_get_be64 ((const uint8_t *) key.mv_data): 0;
+        event.seq = key.mv_size == 8? pb_be64_get ((const uint8_t *) key.mv_data): 0;
         if (event.seq != *next_p || value.mv_size < 2 + PB_CHAIN_SIZE
         ||  value.mv_size < 1 + (size_t) bytes [0] + PB_CHAIN_SIZE) {
             rc = MDB_CORRUPTED;         //  A gap or a short record
@@ -836,8 +821,8 @@ s_test_envelope (uint64_t seq, uint8_t envelope [400])
     size_t n = 6 + text;
     memcpy (envelope + n, "\xa3" "seq" "\xcf", 5);
     n += 5;
-    for (int i = 0; i < 8; i++)
-        envelope [n++] = (uint8_t) (seq >> (56 - 8 * i));
+    pb_be64_put (envelope + n, seq);
+    n += 8;
     memcpy (envelope + n, "\xa2" "ts" "\x00", 4);
     assert (n + 4 == 400);
     return 5 + text;

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pb_be64.h"
 #include "pb_chain.h"
 #include "pb_envelope.h"
 #include "pb_log.h"
@@ -108,13 +109,6 @@ s_read (const pb_log_event_t *event, void *arg)
     return 0;
 }
 
-static void
-s_put_be64 (uint8_t *bytes, uint64_t value)
-{
-    for (int i = 0; i < 8; i++)
-        bytes [i] = (uint8_t) (value >> (56 - 8 * i));
-}
-
 //  Write the records with raw LMDB, as pb_log lays them out
 static void
 s_write (s_fixture_t *fixture, uint8_t flags)
@@ -139,7 +133,7 @@ s_write (s_fixture_t *fixture, uint8_t flags)
     for (size_t i = 0; i < fixture->count; i++) {
         uint64_t seq = fixture->first_seq + i;
         uint8_t key_bytes [8];
-        s_put_be64 (key_bytes, seq);
+        pb_be64_put (key_bytes, seq);
         MDB_val key = { (i == 0 && (flags & 1))? 7: 8, key_bytes };
         size_t size = fixture->record_size [i];
         uint8_t *value_bytes = (uint8_t *) malloc (size + PB_CHAIN_SIZE);
