@@ -75,6 +75,28 @@ def hwm_mb(kb):
     return "%.1f MiB" % (kb / 1024.0) if kb else "?"
 
 
+def written_bytes(process):
+    """Bytes the process has caused to be sent to the disk so far
+    (/proc/PID/io write_bytes: the pages LMDB writes, whatever the page
+    cache merges later), or None where the kernel does not count it."""
+    try:
+        with open("/proc/%d/io" % process.proc.pid) as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except (OSError, AttributeError):
+        pass
+    return None
+
+
+def written_mb(name, process, events):
+    written = written_bytes(process)
+    if written is None:
+        return "%s ?" % name
+    return "%s %.0f MiB (%.1f KiB a logged event)" % (
+        name, written / 1048576.0, written / 1024.0 / max(1, events))
+
+
 def write_steps(steps, path):
     """The steps file of pb_live_bench: a msgpack stream of [0, now] and
     [1, type, envelope bytes]."""
@@ -144,6 +166,12 @@ def live_run(args, binaries, rate, seconds, seed, compressed, store_dir=None):
             head, hwm_mb(journal.vm_hwm_kb()),
             ", ".join("%s %s" % (w.name, hwm_mb(w.vm_hwm_kb()))
                       for w in workers)))
+        #  What the disk was asked to absorb: each commit copies every
+        #  B-tree page it touches (leaf and branches up to the root), so
+        #  small commits of scattered keys write far more than the events
+        print("    written to disk: %s" % ", ".join(
+            [written_mb("journal", journal, head)]
+            + [written_mb(w.name, w, head) for w in workers]))
     finally:
         for w in workers:
             w.close()
