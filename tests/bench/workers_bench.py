@@ -75,22 +75,10 @@ def hwm_mb(kb):
     return "%.1f MiB" % (kb / 1024.0) if kb else "?"
 
 
-def written_bytes(process):
-    """Bytes the process has caused to be sent to the disk so far
-    (/proc/PID/io write_bytes: the pages LMDB writes, whatever the page
-    cache merges later), or None where the kernel does not count it."""
-    try:
-        with open("/proc/%d/io" % process.proc.pid) as f:
-            for line in f:
-                if line.startswith("write_bytes:"):
-                    return int(line.split()[1])
-    except (OSError, AttributeError):
-        pass
-    return None
-
-
 def written_mb(name, process, events):
-    written = written_bytes(process)
+    #  write_bytes: what the process caused to be sent to the disk (the
+    #  pages LMDB writes, whatever the page cache merges later)
+    written = pbtest.proc_field(process.proc, "io", "write_bytes:")
     if written is None:
         return "%s ?" % name
     return "%s %.0f MiB (%.1f KiB a logged event)" % (

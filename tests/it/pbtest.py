@@ -173,6 +173,20 @@ def find_journal(bin_dir):
     raise SystemExit("pb-journal not found under %s" % bin_dir)
 
 
+def proc_field(proc, name, key):
+    """The number after 'key' in /proc/PID/<name> of a subprocess.Popen
+    (VmHWM: in status, write_bytes: in io), or None once it is gone or
+    where the kernel does not keep the file."""
+    try:
+        with open("/proc/%d/%s" % (proc.pid, name)) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except (OSError, AttributeError):
+        pass
+    return None
+
+
 class Journal:
     """One pb-journal on free ports and a data dir that outlives restarts.
 
@@ -319,14 +333,7 @@ class Journal:
         return self.start(env=env, wait=wait)
 
     def vm_hwm_kb(self):
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return None
+        return proc_field(self.proc, "status", "VmHWM:")
 
     def close(self):
         if self.alive():

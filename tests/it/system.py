@@ -213,14 +213,7 @@ class Worker:
             return None
 
     def vm_hwm_kb(self):
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1])
-        except (OSError, AttributeError):
-            pass
-        return None
+        return pbtest.proc_field(self.proc, "status", "VmHWM:")
 
     def dump(self):
         return dump_store(self.binary, self.store_dir)
