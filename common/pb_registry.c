@@ -222,6 +222,8 @@ s_apply_partner (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change
     ch->is_new = !exists && !pb_registry_is_ally (ctx, ch->country);
     ch->old_frameworks = exists? old.frameworks: 0;
     ch->was_active = exists && old.active;
+    ch->had_profile = exists && old.has_profile;
+    ch->old_profile = exists? old.profile: 0;
     if (exists) {
         ch->name_changed = old.name_len != next.name_len
                         || memcmp (old.name, next.name, next.name_len) != 0;
@@ -310,6 +312,7 @@ s_apply_policy (pb_apply_t *ctx, const msgpack_object *data, pb_registry_change_
         if (sum == 0)
             return pb_apply_poison (ctx, "registry.policy: weights all 0");
     }
+    ch->old_policy = old;
     ch->changed = memcmp (&old, &next, sizeof old) != 0;
     return ch->changed? s_policy_store (ctx, &next): 0;
 }

@@ -112,6 +112,9 @@ typedef struct {
     char country [65];                  //  the country ("" for policy)
     unsigned old_frameworks;            //  before the event (0 when new)
     bool was_active;                    //  before the event (false when new)
+    bool had_profile;                   //  before the event (false when new)
+    unsigned old_profile;               //  before the event (0 when new)
+    pb_registry_policy_t old_policy;    //  before a registry.policy
 } pb_registry_change_t;
 
 //  Apply 'event' if it is one the registry keeps, and describe the change

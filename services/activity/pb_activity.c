@@ -223,11 +223,16 @@ s_rescore (pb_apply_t *ctx, zlist_t *ids)
 //  --------------------------------------------------------------------------
 //  Registry: a partner (or Ally) changed, or the policy did
 
+//  Only where the country's counting or profile moved (a suspension, a
+//  name or a programme moves no score: the rescore would find every score
+//  as it was)
 static int
-s_on_country (pb_apply_t *ctx, const char *country)
+s_on_country (pb_apply_t *ctx, const pb_registry_change_t *change)
 {
+    if (!pb_activity_record_inputs_changed (ctx, change))
+        return 0;
     char prefix [S_KEY_MAX];
-    pb_apply_join (prefix, sizeof prefix, "member/", country, "/", NULL);
+    pb_apply_join (prefix, sizeof prefix, "member/", change->country, "/", NULL);
     zlist_t *ids = s_collect (ctx, prefix, -1);
     int rc = ids? s_rescore (ctx, ids): PB_WORKER_STORE;
     s_list_destroy (&ids);
@@ -235,15 +240,22 @@ s_on_country (pb_apply_t *ctx, const char *country)
 }
 
 //  The discard condition of every open activity first, then the scores:
-//  discard_candidate comes before priority in EVENTS.md
+//  discard_candidate comes before priority in EVENTS.md. Each pass only
+//  where its part of the policy moved ('old': before the event); a
+//  change of expiry_notice_days alone is the CPE worker's
 static int
-s_on_policy (pb_apply_t *ctx)
+s_on_policy (pb_apply_t *ctx, const pb_registry_policy_t *old)
 {
     pb_registry_policy_t policy;
     pb_registry_policy (ctx, &policy);
+    bool discard = policy.discard_below != old->discard_below
+                || policy.discard_min_feedbacks != old->discard_min_feedbacks;
+    bool weights = memcmp (policy.weights, old->weights, sizeof policy.weights) != 0;
+    if (!discard && !weights)
+        return 0;
     zlist_t *ids = s_collect (ctx, "act/", -1);
     int rc = ids? 0: PB_WORKER_STORE;
-    for (const char *id = ids? (const char *) zlist_first (ids): NULL;
+    for (const char *id = ids && discard? (const char *) zlist_first (ids): NULL;
          id && rc == 0; id = (const char *) zlist_next (ids)) {
         pb_activity_record_t rec;
         rc = pb_activity_record_load (ctx, id, &rec);
@@ -257,7 +269,7 @@ s_on_policy (pb_apply_t *ctx)
         if (rc == 0 && candidate)
             rc = s_emit_candidate (ctx, &rec);
     }
-    if (rc == 0)
+    if (rc == 0 && weights)
         rc = s_rescore (ctx, ids);
     s_list_destroy (&ids);
     return rc;
@@ -470,6 +482,14 @@ s_adopted_discard (pb_apply_t *ctx, const char *proposal,
         return rc > 0? 0: rc;
     rec.open = false;
     rc = pb_activity_record_set_due (ctx, &rec, -1);
+    //  A closed activity is never scored again: its member/ keys go, so
+    //  that a partner's rescore reads the open activities alone (a store
+    //  of an earlier version may keep some: a rescore skips them)
+    for (size_t i = 0; i < rec.partner_count && rc == 0; i++) {
+        char key [S_KEY_MAX];
+        pb_apply_join (key, sizeof key, "member/", rec.partners [i], "/", id, NULL);
+        rc = pb_apply_del (ctx, key);
+    }
     if (rc == 0)
         rc = pb_activity_record_store (ctx, &rec);
     if (rc == 0)
@@ -608,7 +628,7 @@ pb_activity_apply (pb_apply_t *ctx, const pb_envelope_t *event)
     if (rc)
         return rc;
     if (change.kind == PB_REGISTRY_POLICY)
-        return change.changed? s_on_policy (ctx): 0;
+        return change.changed? s_on_policy (ctx, &change.old_policy): 0;
     if (change.kind != PB_REGISTRY_NONE) {
         if (!change.changed)
             return 0;
@@ -617,7 +637,7 @@ pb_activity_apply (pb_apply_t *ctx, const pb_envelope_t *event)
             pb_apply_join (key, sizeof key, "partner/", change.country, NULL);
             rc = pb_apply_put (ctx, key, NULL, 0);
         }
-        return rc? rc: s_on_country (ctx, change.country);
+        return rc? rc: s_on_country (ctx, &change);
     }
     if (pb_apply_type_is (event, "activity.registered"))
         return s_on_registered (ctx, event->data);
@@ -905,6 +925,20 @@ pb_activity_test (bool verbose)
                     "participants", "[UKR");
     s_test_expect (w, "notify.consultation.convened",
                    "\"informed\"=>[\"GEO\", \"JPN\"]", verbose);
+
+    //  A partner's change rescores only where the score reads it: MAR,
+    //  listed before it is registered, counts once it is (GEO and MAR,
+    //  c = 1,1,2: (200 * 4 + 12) div 24 = 33); a suspension moves nothing;
+    //  the DIALOGUE framework takes MAR out again (GEO alone: 67)
+    s_test_register (w, "A3", "other", "GEO,MAR", 365);
+    s_test_expect (w, "notify.activity.priority", "\"score\"=>67", verbose);
+    s_test_partner (w, "MAR", "ICI", "active", S_OPS);
+    s_test_expect (w, "notify.activity.priority", "\"score\"=>33", verbose);
+    s_test_partner (w, "MAR", "ICI", "suspended", S_OPS);
+    s_test_nothing (w);
+    s_test_partner (w, "MAR", "ICI,DIALOGUE", "suspended", S_OPS);
+    s_test_expect (w, "notify.activity.priority", "\"score\"=>67", verbose);
+    s_test_nothing (w);
 
     //  A second registration of an id is quarantined and changes nothing
     s_test_register (w, "A2", "operations", "UKR", 30);

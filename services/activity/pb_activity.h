@@ -25,7 +25,7 @@
         title/<id>                 its title (str), written once
         due/<ms %020d>/<id>        nil: the next review deadline of each
                                    open activity, in time order
-        member/<C>/<id>            nil: activity <id> has partner <C>
+        member/<C>/<id>            nil: open activity <id> has partner <C>
         partner/<C>                nil: <C> was ever registry.partner
                                    (who may be informed of a consultation)
         access/<C>                 [programme...]: programmes opened to <C>

@@ -480,6 +480,24 @@ pb_activity_record_score (pb_apply_t *ctx, const pb_activity_record_t *rec,
     return 0;
 }
 
+bool
+pb_activity_record_inputs_changed (pb_apply_t *ctx,
+                                   const pb_registry_change_t *change)
+{
+    assert (ctx && change);
+    if (change->kind != PB_REGISTRY_PARTNER)
+        return change->became_ally;     //  An Ally's name or date: nothing
+    unsigned profile = 0;
+    bool counted = s_partner_counted (ctx, change->country, NULL, &profile);
+    //  The event changes no Ally status: an Ally was not counted before
+    //  either (nor a country that had no partner record)
+    bool was_counted = !change->is_new
+                    && !pb_registry_is_ally (ctx, change->country)
+                    && !(change->old_frameworks & PB_FW (PB_FW_DIALOGUE));
+    unsigned old_profile = was_counted && change->had_profile? change->old_profile: 0;
+    return counted != was_counted || profile != old_profile;
+}
+
 //  --------------------------------------------------------------------------
 //  Discard condition, exactly. For below >= 1 (every threshold that a mean
 //  of relevances 1..5 can fall under), below = bi + F / 2^52 with integers

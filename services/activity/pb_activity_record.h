@@ -111,6 +111,15 @@ int
                               pb_activity_partners_t *cache,
                               pb_activity_score_t *score);
 
+//  Whether 'change' (a registry event that changed something) can move
+//  any score: whether its country's counting or counted profile bits
+//  differ from before the event. A suspension, a name or a programme does
+//  not count, nor does an Ally's record; a score depends on nothing else
+//  of the registry. Reads the country as the event left it.
+bool
+    pb_activity_record_inputs_changed (pb_apply_t *ctx,
+                                       const pb_registry_change_t *change);
+
 //  The score formula alone: (200 * sum (w_i * c_i) + n * W) div (2 n W),
 //  W = sum (w_i). Returns -1 if W is 0 or an input is out of range.
 int64_t
