@@ -714,7 +714,7 @@ pb_worker_main (const pb_rules_t *rules, int argc, char *argv [])
           offsetof (pb_worker_cfg_t, batch_max), "events per write transaction" },
         { paths [6], PB_CONFIG_INT, "4", 1, 1000,
           offsetof (pb_worker_cfg_t, credit), "replay batches in flight" },
-        { paths [7], PB_CONFIG_INT, "1000", 1, 100000,
+        { paths [7], PB_CONFIG_INT, "16000", 1, 100000,
           offsetof (pb_worker_cfg_t, window), "notifications in flight to ingest" },
         { paths [8], PB_CONFIG_INT, "3000", 10, 3600000,
           offsetof (pb_worker_cfg_t, resend_ms), "resend the unACKed outbox after" },
