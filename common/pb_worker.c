@@ -211,6 +211,23 @@ s_recv_more (void *handle, zmq_msg_t *frame)
     return zmq_msg_more (frame) && zmq_msg_recv (frame, handle, 0) != -1;
 }
 
+//  Receive the next message without waiting, into two reused frames.
+//  Returns -1 if nothing is queued, 1 for a message of exactly two frames
+//  [first][second], 0 for any other shape (read whole and dropped)
+static int
+s_recv_pair (void *handle, zmq_msg_t *first, zmq_msg_t *second)
+{
+    if (zmq_msg_recv (first, handle, ZMQ_DONTWAIT) == -1)
+        return -1;
+    bool pair = zmq_msg_more (first) && zmq_msg_recv (second, handle, 0) != -1;
+    if (pair && zmq_msg_more (second)) {
+        pair = false;
+        while (s_recv_more (handle, second))
+            ;
+    }
+    return pair? 1: 0;
+}
+
 //  Read with zmq_msg_recv into one reused frame rather than zmsg_recv: an
 //  EVENTS message holds replay_batch events, and a zframe each (two
 //  mallocs and frees) was a tenth of a catch-up's time.
@@ -316,16 +333,11 @@ s_on_sub (s_worker_t *self)
     zmq_msg_init (&body);
     //  Drain what is queued, up to a batch, then commit once
     for (int n = 0; n < self->cfg->batch_max && !gap && rc >= 0; n++) {
-        if (zmq_msg_recv (&type, handle, ZMQ_DONTWAIT) == -1)
-            break;
         //  A fanout message is [type][envelope]; anything else is dropped
-        bool pair = zmq_msg_more (&type) && zmq_msg_recv (&body, handle, 0) != -1;
-        if (pair && zmq_msg_more (&body)) {
-            pair = false;
-            while (s_recv_more (handle, &body))
-                ;
-        }
-        if (!pair)
+        int pair = s_recv_pair (handle, &type, &body);
+        if (pair < 0)
+            break;
+        if (pair == 0)
             continue;
         if (zmq_msg_size (&type) == 13
         &&  memcmp (zmq_msg_data (&type), "sys.heartbeat", 13) == 0) {
@@ -409,21 +421,25 @@ static int
 s_on_ingest (s_worker_t *self)
 {
     int rc = 0;
+    //  Reused frames, no zmsg and no ZMQ_EVENTS query per answer: a
+    //  catch-up reads one answer for each notification it derives
+    void *handle = zsock_resolve (self->ingest);
+    zmq_msg_t cmd, body;
+    zmq_msg_init (&cmd);
+    zmq_msg_init (&body);
     for (int n = 0; n < self->cfg->window && rc == 0; n++) {
-        if (n > 0 && !(zsock_events (self->ingest) & ZMQ_POLLIN))
+        int pair = s_recv_pair (handle, &cmd, &body);
+        if (pair < 0)
             break;
-        zmsg_t *msg = zmsg_recv (self->ingest);
-        if (!msg)
-            break;
-        zframe_t *cmd = zmsg_first (msg);
-        zframe_t *body = zmsg_next (msg);
-        pb_wire_cmd_t command = zmsg_size (msg) == 2
-            ? pb_wire_command (zframe_data (cmd), zframe_size (cmd)): PB_WIRE_UNKNOWN;
+        pb_wire_cmd_t command = pair
+            ? pb_wire_command (zmq_msg_data (&cmd), zmq_msg_size (&cmd)): PB_WIRE_UNKNOWN;
+        const void *data = zmq_msg_data (&body);
+        size_t size = zmq_msg_size (&body);
         uint8_t key [PB_WORKER_KEY_SIZE];
         pb_wire_ack_t ack;
         pb_wire_nak_t nak;
         if (command == PB_WIRE_ACK
-        &&  pb_wire_ack_decode (zframe_data (body), zframe_size (body), &ack, NULL, 0) == 0
+        &&  pb_wire_ack_decode (data, size, &ack, NULL, 0) == 0
         &&  pb_worker_store_key_of (self->store, ack.id, key)) {
             zchunk_extend (self->acked, key, sizeof key);
             self->inflight = self->inflight > 0? self->inflight - 1: 0;
@@ -433,7 +449,7 @@ s_on_ingest (s_worker_t *self)
         }
         else
         if (command == PB_WIRE_NAK
-        &&  pb_wire_nak_decode (zframe_data (body), zframe_size (body), &nak, NULL, 0) == 0) {
+        &&  pb_wire_nak_decode (data, size, &nak, NULL, 0) == 0) {
             self->inflight = self->inflight > 0? self->inflight - 1: 0;
             if (nak.code == PB_NAK_UNAVAILABLE) {
                 self->progress.unavailable++;
@@ -464,8 +480,9 @@ s_on_ingest (s_worker_t *self)
                     rc = s_outbox_rewind (self, 0);
             }
         }
-        zmsg_destroy (&msg);
     }
+    zmq_msg_close (&cmd);
+    zmq_msg_close (&body);
     //  The deletions ride on the next batch's commit (one sync, not two,
     //  and an event that comes meanwhile does not wait behind a sync);
     //  the timers commit them alone if no batch comes soon
