@@ -426,6 +426,13 @@ pb_activity_record_formula (const int64_t counts [PB_CONS_COUNT], int64_t n,
 //  and not Allies. Suspension does not matter here: EVENTS.md excludes
 //  only DIALOGUE countries and Allies from the average.
 
+//  The rule itself, for a registered partner: not DIALOGUE, not an Ally
+static bool
+s_counts (unsigned frameworks, bool is_ally)
+{
+    return !(frameworks & PB_FW (PB_FW_DIALOGUE)) && !is_ally;
+}
+
 //  Whether the partner counts, and its profile bits: from 'cache' (may be
 //  NULL) or the registry (remembered while the cache has room)
 static bool
@@ -440,8 +447,7 @@ s_partner_counted (pb_apply_t *ctx, const char *country,
     pb_registry_partner_t partner;
     //  (partner.is_ally is read in this transaction by pb_registry_partner)
     bool counted = pb_registry_partner (ctx, country, &partner) == 0
-                && !(partner.frameworks & PB_FW (PB_FW_DIALOGUE))
-                && !partner.is_ally;
+                && s_counts (partner.frameworks, partner.is_ally);
     *profile = counted && partner.has_profile? partner.profile: 0;
     if (cache && cache->count < PB_ACTIVITY_CACHE_MAX && strlen (country) == 3) {
         memcpy (cache->entry [cache->count].country, country, 4);
@@ -492,8 +498,8 @@ pb_activity_record_inputs_changed (pb_apply_t *ctx,
     //  The event changes no Ally status: an Ally was not counted before
     //  either (nor a country that had no partner record)
     bool was_counted = !change->is_new
-                    && !pb_registry_is_ally (ctx, change->country)
-                    && !(change->old_frameworks & PB_FW (PB_FW_DIALOGUE));
+                    && s_counts (change->old_frameworks,
+                                 pb_registry_is_ally (ctx, change->country));
     unsigned old_profile = was_counted && change->had_profile? change->old_profile: 0;
     return counted != was_counted || profile != old_profile;
 }

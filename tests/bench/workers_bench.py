@@ -76,8 +76,8 @@ def hwm_mb(kb):
 
 
 def written_mb(name, process, events):
-    #  write_bytes: what the process caused to be sent to the disk (the
-    #  pages LMDB writes, whatever the page cache merges later)
+    #  write_bytes: what the kernel counts as this process's writes to
+    #  the disk
     written = pbtest.proc_field(process.proc, "io", "write_bytes:")
     if written is None:
         return "%s ?" % name
@@ -154,9 +154,8 @@ def live_run(args, binaries, rate, seconds, seed, compressed, store_dir=None):
             head, hwm_mb(journal.vm_hwm_kb()),
             ", ".join("%s %s" % (w.name, hwm_mb(w.vm_hwm_kb()))
                       for w in workers)))
-        #  What the disk was asked to absorb: each commit copies every
-        #  B-tree page it touches (leaf and branches up to the root), so
-        #  small commits of scattered keys write far more than the events
+        #  What the kernel counts as sent to the disk (README: to compare
+        #  runs by, not a count of LMDB's pages)
         print("    written to disk: %s" % ", ".join(
             [written_mb("journal", journal, head)]
             + [written_mb(w.name, w, head) for w in workers]))
