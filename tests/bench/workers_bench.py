@@ -13,8 +13,10 @@ with --quick so that it cannot rot).
    the three workers run, and its subscriber thread stamps every notify.*
    on arrival at the fanout.
      - latency publish -> notification: from the producer's send of an
-       event (or TICK) to the fanout arrival of each notification whose
-       cause is that event: p50, p99, max;
+       event (or TICK) to the fanout arrival of each notification it
+       caused, directly or through other notifications (a handover that
+       waited for its decision is caused by notify.nac.adopted, whose
+       cause is the published decision): p50, p99, max;
      - throughput: steps / (first send .. last derived notification);
      - whether the publisher kept the offered rate.
 2. Catch-up from a log built once by pipelined publishing (window 1000)
