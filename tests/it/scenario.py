@@ -50,6 +50,7 @@ import heapq
 import json
 import os
 import random
+import re
 
 DAY_MS = 86400000
 
@@ -153,6 +154,49 @@ UPSTREAM_TYPES = [
     "nac.position", "nac.meeting", "cpe.volunteer", "cpe.handover",
     "activity.registered", "activity.feedback",
 ]
+
+#  proto/pb_catalogue.def, THE list of event types (read by catalogue())
+CATALOGUE_DEF = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             os.pardir, os.pardir, "proto", "pb_catalogue.def")
+
+#  The non-notification types of the catalogue a scenario cannot put in
+#  the log, and why. Every other one (the upstream types, and sys.tick,
+#  which the journal appends for each TICK step) a long scenario must
+#  produce: it_determinism asserts it against the live log. (sys.heartbeat
+#  is no catalogue type: the journal sends it on fanout, never logs it.)
+NOT_GENERATED = {
+    "ops.redrive": "an operator's pbctl quarantine redrive (it_pbctl_ops)",
+    "ops.rebuild": "an operator's pbctl rebuild (it_pbctl_ops)",
+    "ops.swap": "an operator's pbctl rebuild --swap (it_pbctl_ops)",
+    "ops.import": "an operator's pbctl import (it_pbctl_ops)",
+    "ops.replay": "an operator's pbctl replay --to (it_pbctl_ops)",
+}
+
+
+def catalogue(path=CATALOGUE_DEF):
+    """[(type, owner)] of every PB_TYPE of proto/pb_catalogue.def, in its
+    order; owner None for an upstream type."""
+    types = []
+    with open(path, encoding="utf-8") as f:
+        for m in re.finditer(r'^PB_TYPE \("([^"]+)", (NULL|"([^"]*)")',
+                             f.read(), re.M):
+            types.append((m.group(1), m.group(3)))
+    if not types:
+        raise RuntimeError("no PB_TYPE in %s" % path)
+    return types
+
+
+def generated_types(path=CATALOGUE_DEF):
+    """The catalogue's non-notification types a scenario must put in the
+    log: all but NOT_GENERATED. Raises if NOT_GENERATED names a type the
+    catalogue lacks (a stale exclusion hides nothing)."""
+    types = [t for t, _ in catalogue(path) if not t.startswith("notify.")]
+    stale = set(NOT_GENERATED) - set(types)
+    if stale:
+        raise RuntimeError("NOT_GENERATED names types not in the "
+                           "catalogue: %s" % ", ".join(sorted(stale)))
+    return [t for t in types if t not in NOT_GENERATED]
+
 
 #  The producer (envelope src) of each upstream family
 SOURCES = {"registry": "refdata", "nac": "council", "cpe": "cpe-desk",

@@ -15,7 +15,10 @@ workers' command line (--data-dir, --ingest, --fanout, --replay, --dump):
                   their place in the order (the window is drained first).
   wait_quiescent  until the log head stops moving and every worker's
                   applied_seq is the head.
-  notifications   the notify.* of the log, and the duplicate checks.
+  notifications   the notify.* of the log, and the duplicate checks: by
+                  content, (type, cause, data), against a clean replay
+                  (published_contents); by (src, id) only checks the
+                  journal (check_no_duplicate_notifications says why).
 
 Run with /usr/bin/python3 (the pyenv python3 on PATH has no zmq).
 """
@@ -481,30 +484,91 @@ def content_key(env):
                               env.get("data")]))
 
 
+#  The notification types whose (type, cause, data) one event may
+#  legitimately yield twice, under two ids (<worker>/<cause>/<index>, two
+#  indexes). Both come from pb-cpe's queue drain (services/cpe/
+#  pb_cpe_rules.c, s_queue_drain): the event that decides a partner's
+#  waiting head handover (notify.nac.adopted / blocked / rejected
+#  invalid_action) completes, under that one cause, every handover of the
+#  partner queued behind it (EVENTS.md: "handovers of one partner complete
+#  in log order"), and the data names the partner, not the handover:
+#    notify.cpe.rejected  {partner, reason}: two queued handovers of one
+#                         partner refused for the same reason (both waited
+#                         on a decision that is blocked; the partner was
+#                         suspended meanwhile: not_eligible; ...).
+#    notify.cpe.assigned  {partner, ally, previous, term_start, term_end}:
+#                         two queued renewals by the holder itself with the
+#                         same effective date, each with its own decision.
+#  Every other rule yields at most one notification per (type, key) for an
+#  event: one per proposal, activity, partner or quarantined seq.
+REPEATABLE_CONTENT = ("notify.cpe.rejected", "notify.cpe.assigned")
+
+
+def content_counts(envs):
+    """Counter of content_key over notification envelopes."""
+    return collections.Counter(content_key(e) for e in envs)
+
+
+def published_contents(proxies):
+    """What clean replays published, seen on the wire by IngestProxy-s:
+    the Counter of content_key over the distinct envelopes (by id: a
+    resend is one notification). This is the multiset a log without any
+    duplicate holds."""
+    expected = collections.Counter()
+    for proxy in proxies:
+        with proxy.lock:
+            sent = list(proxy.sent)
+        by_id = {}
+        for _, env in sent:
+            by_id[(env.get("src"), env["id"])] = env
+        expected.update(content_counts(by_id.values()))
+    return expected
+
+
+def _show(keys, limit=3):
+    return [msgpack.unpackb(k, raw=False) for k in list(keys)[:limit]]
+
+
 def check_no_duplicate_notifications(notes, expected=None):
-    """Assert no (src, id) appears twice. Then (type, cause, data): one
-    event may legitimately yield the same content twice (two handovers
-    waiting on one decision are both refused when it is blocked), so the
-    multiset of contents is compared with 'expected' (a Counter of
-    content_key, from a clean rebuild) when given. Returns the Counter of
-    the contents that appear more than once."""
+    """Assert that no notification appears twice, by content.
+
+    By (src, id) first: that cannot fail while the journal deduplicates
+    ids (a resend is answered with its first seq and not appended,
+    it_idempotency), and a worker's id is <worker>/<cause>/<index>, so a
+    notification the worker sent twice is logged once whatever the worker
+    did. It is kept as a check of the journal, not of the workers.
+
+    What can fail is the content, (type, cause, data): a worker that
+    applies an event twice, or derives a notification again under another
+    index, logs it under a second id. A content seen more than once fails
+    unless its type is in REPEATABLE_CONTENT (one event completing several
+    queued handovers; see there). With 'expected' (content_counts of what
+    a clean replay on empty stores publishes, see published_contents) the
+    log's multiset must moreover equal it exactly, so that a duplicate of
+    a repeatable type fails too, and so does a lack or an extra. Returns
+    the Counter of the contents that appear more than once."""
     by_id = collections.Counter((n["src"], n["id"]) for n in notes)
     dup = [k for k, c in by_id.items() if c > 1]
     assert not dup, "%d notifications logged twice by (src, id), e.g. %r" % (
         len(dup), dup[:5])
-    by_content = collections.Counter(content_key(n) for n in notes)
+    by_content = content_counts(notes)
+    repeated = collections.Counter({k: c for k, c in by_content.items()
+                                    if c > 1})
+    bad = [k for k in repeated
+           if msgpack.unpackb(k, raw=False)[0] not in REPEATABLE_CONTENT]
+    assert not bad, (
+        "%d notifications logged more than once by (type, cause, data) "
+        "under distinct ids, of types no event yields twice (e.g. %r)"
+        % (len(bad), _show(bad)))
     if expected is not None:
         extra = by_content - expected
         lacking = expected - by_content
         assert not extra and not lacking, (
             "notifications by (type, cause, data) differ from a clean "
-            "rebuild: %d extra in the log (e.g. %r), %d lacking (e.g. %r)" % (
-                sum(extra.values()),
-                [msgpack.unpackb(k, raw=False) for k in list(extra)[:2]],
-                sum(lacking.values()),
-                [msgpack.unpackb(k, raw=False) for k in list(lacking)[:2]]))
-    return collections.Counter({k: c for k, c in by_content.items()
-                                if c > 1})
+            "replay: %d extra in the log (e.g. %r), %d lacking (e.g. %r)" % (
+                sum(extra.values()), _show(extra),
+                sum(lacking.values()), _show(lacking)))
+    return repeated
 
 
 def count_types(notes):
