@@ -9,10 +9,11 @@ One long story on one log checks each rule in turn (every rejection
 reason, waiting for the Council, blocked, `from`, renewal, the notice at
 90 days, a term running out across two years of TICKs, volunteers,
 accession, suspension), then rebuilds pb-cpe's store from the log into an
-empty dir and compares the dumps byte for byte. Two more logs check that a
-handover arriving before its adoption ends as one arriving after, and that
+empty dir and compares the dumps byte for byte. More logs check that a
+handover arriving before its adoption ends as one arriving after, that
 one waiting on a proposal the Council refuses as invalid_action is a
-decision_mismatch.
+decision_mismatch, and that the decision is the first nac.proposal of its
+id, whatever a later duplicate names.
 
 Run with /usr/bin/python3 (the pyenv python3 on PATH has no zmq).
 """
@@ -113,6 +114,19 @@ class Cluster:
     def meeting(self, pid, outcome="agreed"):
         self.pub("nac.meeting", {"proposal": pid, "outcome": outcome})
 
+    def programme(self, pid, partner, programme="PARP"):
+        """A proposal of another kind than cpe.assign, naming 'partner'."""
+        return self.pub("nac.proposal", {
+            "proposal": pid, "procedure": "meeting",
+            "action": {"kind": "programme.open", "partner": partner,
+                       "programme": programme}})
+
+    def nac_notes(self):
+        """The Council worker's notifications: [(type, data)]."""
+        self.quiet()
+        return [(n["type"], n["data"]) for n in
+                system.notifications(self.journal) if n["src"] == "nac"]
+
     def adopt(self, pid, partner, ally):
         self.proposal(pid, partner, ally)
         self.meeting(pid)
@@ -122,7 +136,7 @@ class Cluster:
                 "effective": effective}
         if frm:
             data["from"] = frm
-        self.pub("cpe.handover", data)
+        return self.pub("cpe.handover", data)
 
     def volunteer(self, ally, partner):
         self.pub("cpe.volunteer", {"ally": ally, "partner": partner})
@@ -214,6 +228,16 @@ def story(res, args):
             c.expect(rejected("FIN", "decision_mismatch"),
                      rejected("FIN", "decision_mismatch"),
                      rejected("JPN", "decision_mismatch"))
+            # A decision of another kind, adopted, naming this partner
+            c.programme("p-prog", "FIN")
+            c.meeting("p-prog")
+            c.handover("FIN", "FRA", "p-prog", "2025-01-01")   # kind
+            c.expect(rejected("FIN", "decision_mismatch"))
+            assert ("notify.nac.adopted", {
+                "proposal": "p-prog", "action": {
+                    "kind": "programme.open", "partner": "FIN",
+                    "programme": "PARP"}, "adopted_at": ms("2025-01-01")}) \
+                in c.nac_notes(), "p-prog was not adopted"
 
         def waits_for_adoption():
             c.proposal("p1", "FIN", "FRA")
@@ -318,9 +342,11 @@ def story(res, args):
 
         def quarantine():
             c.adopt("p10", "FIN", "DEU")
-            c.handover("FIN", "DEU", "p10", "9998-06-01")
+            seq = c.handover("FIN", "DEU", "p10", "9998-06-01")
             got = c.take()
             assert len(got) == 1 and got[0][0] == "quarantined", got
+            assert got[0][1]["seq"] == seq, (seq, got)
+            assert got[0][1]["type"] == "cpe.handover", got
             assert "9999-12-31" in got[0][1]["reason"], got
 
         def crash_restart():
@@ -359,8 +385,8 @@ def story(res, args):
                 ("unknown_partner", unknown_partner),
                 ("not_eligible (DIALOGUE, suspended)", not_eligible),
                 ("not_an_ally", not_an_ally),
-                ("decision_mismatch (absent, other partner, other ally)",
-                 decision_mismatch),
+                ("decision_mismatch (absent, other partner, other ally, "
+                 "other kind)", decision_mismatch),
                 ("a handover waits for its decision, holds back the next",
                  waits_for_adoption),
                 ("decision_blocked", decision_blocked),
@@ -450,6 +476,64 @@ def invalid_while_waiting(args):
         c.close()
 
 
+# ---------------------------------------------------------------------------
+# The decision is the FIRST nac.proposal of its id: a later duplicate, which
+# the Council refuses, changes nothing, whatever its action
+
+
+def first_proposal_wins(args):
+    c = Cluster(args, "first")
+    try:
+        c.tick(ms("2025-01-01"))
+        c.ally("FRA")
+        c.ally("DEU")
+        c.partner("NZL", "PATG")
+        c.expect(vacant("NZL", ms("2025-01-01")))
+        # p1 names FRA; a duplicate p1 names DEU
+        c.proposal("p1", "NZL", "FRA")
+        c.proposal("p1", "NZL", "DEU")
+        c.handover("NZL", "DEU", "p1", "2025-05-05")
+        c.expect(rejected("NZL", "decision_mismatch"))
+        c.handover("NZL", "FRA", "p1", "2025-05-05")
+        c.expect()                                  # waits for p1
+        c.meeting("p1")
+        c.expect(assigned("NZL", "FRA", "2025-05-05", "2027-05-05"))
+        # p2 names DEU; a duplicate lands while the handover waits
+        c.proposal("p2", "NZL", "DEU")
+        c.handover("NZL", "DEU", "p2", "2025-06-01")
+        c.proposal("p2", "NZL", "FRA")
+        c.expect()
+        c.meeting("p2")
+        c.expect(assigned("NZL", "DEU", "2025-06-01", "2027-06-01",
+                          previous="FRA"))
+        # p3 is of another kind; its duplicate is a cpe.assign for NZL, DEU
+        c.programme("p3", "NZL")
+        c.proposal("p3", "NZL", "DEU")
+        c.meeting("p3")
+        c.handover("NZL", "DEU", "p3", "2025-07-01")
+        c.expect(rejected("NZL", "decision_mismatch"))
+        # The Council's view agrees: each duplicate refused, the first
+        # proposal of each id adopted with its own action
+        assert c.nac_notes() == [
+            ("notify.nac.rejected", {"proposal": "p1",
+                                     "reason": "duplicate_proposal"}),
+            ("notify.nac.adopted", {"proposal": "p1", "action": {
+                "kind": "cpe.assign", "partner": "NZL", "ally": "FRA"},
+                "adopted_at": ms("2025-01-01")}),
+            ("notify.nac.rejected", {"proposal": "p2",
+                                     "reason": "duplicate_proposal"}),
+            ("notify.nac.adopted", {"proposal": "p2", "action": {
+                "kind": "cpe.assign", "partner": "NZL", "ally": "DEU"},
+                "adopted_at": ms("2025-01-01")}),
+            ("notify.nac.rejected", {"proposal": "p3",
+                                     "reason": "duplicate_proposal"}),
+            ("notify.nac.adopted", {"proposal": "p3", "action": {
+                "kind": "programme.open", "partner": "NZL",
+                "programme": "PARP"}, "adopted_at": ms("2025-01-01")})]
+    finally:
+        c.close()
+
+
 def main():
     args = pbtest.parse_args()
     res = pbtest.Results("it_cpe")
@@ -458,6 +542,9 @@ def main():
             before_after, args)
     res.run("waiting on a proposal refused as invalid_action: "
             "decision_mismatch", invalid_while_waiting, args)
+    res.run("the first nac.proposal of an id is the decision, not a "
+            "later duplicate (other Ally, other kind)",
+            first_proposal_wins, args)
     res.finish()
 
 
