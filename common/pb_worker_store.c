@@ -984,6 +984,9 @@ pb_worker_store_outbox_scan (pb_worker_store_t *self, const uint8_t *after,
     return rc;
 }
 
+//  Retried as pb_worker_store_apply retries a batch: a full map is grown,
+//  an I/O error gets a short pause (this commit also writes a held
+//  applied_seq, so it meets a failing disk as often as a batch does)
 int
 pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
                             size_t count)
@@ -1016,11 +1019,18 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
         }
         if (txn)
             mdb_txn_abort (txn);
-        if (rc != PB_WORKER_FULL)
+        if (rc == 0 || rc == PB_WORKER_CORRUPT || attempt + 1 == S_RETRIES)
             break;
-        if (mdb_env_set_mapsize (self->env, self->map_size * 2) == 0)
-            self->map_size *= 2;
+        if (rc == PB_WORKER_FULL) {
+            if (mdb_env_set_mapsize (self->env, self->map_size * 2) == 0)
+                self->map_size *= 2;
+        }
+        else
+            zclock_sleep (100 * (attempt + 1));
     }
+    if (rc)
+        zsys_error ("pb_worker: ack failed after retries: %s",
+                    pb_worker_strerror (rc));
     return rc;
 }
 
