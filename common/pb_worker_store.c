@@ -40,6 +40,7 @@ struct _pb_worker_store_t {
     int64_t now;                        //  log time, as committed
     zchunk_t *acked;                    //  ACKed outbox keys to delete (owned)
     pb_prealloc_t prealloc;             //  the data file written ahead
+    int prealloc_failures;              //  its I/O errors in a row
 };
 
 struct _pb_apply_t {
@@ -188,12 +189,23 @@ pb_worker_store_set_prealloc (pb_worker_store_t *self, uint64_t ahead)
     pb_prealloc_init (&self->prealloc, "pb_worker", ahead);
 }
 
+//  A full disk only stops the writing ahead. An I/O error is the store's
+//  disk failing, as a commit's would be: tried again (pb_prealloc waits
+//  between tries), and the worker's failure only at the S_RETRIES-th in a
+//  row, as a batch would be
 int
 pb_worker_store_prealloc (pb_worker_store_t *self)
 {
     assert (self);
     int rc = pb_prealloc_run (&self->prealloc, self->env);
-    return rc && !pb_prealloc_full (rc)? s_translate (rc, "write ahead"): 0;
+    //  (It returns 0 while it waits: its last try tells whether it failed)
+    int last = self->prealloc.last_errno;
+    if (last == 0 || pb_prealloc_full (last))
+        self->prealloc_failures = 0;
+    if (rc == 0 || pb_prealloc_full (rc))
+        return 0;
+    rc = s_translate (rc, "write ahead");
+    return ++self->prealloc_failures < S_RETRIES? 0: rc;
 }
 
 void
@@ -887,11 +899,33 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
     return rc;
 }
 
+//  Between two attempts of a store write that failed with 'rc' (attempt
+//  counts from 0): a full map is grown (no transaction may be open then,
+//  and none is), an I/O error gets a short pause. Returns whether to try
+//  again: not after S_RETRIES attempts, nor for a corrupt store, nor for
+//  anything that is not the store's failure. Store failures are never a
+//  reason to quarantine (EVENTS.md, "Every worker"): after the last
+//  attempt the runtime exits for its supervisor.
+static bool
+s_retry (pb_worker_store_t *self, int rc, int attempt)
+{
+    if ((rc != PB_WORKER_FULL && rc != PB_WORKER_STORE) || attempt + 1 >= S_RETRIES)
+        return false;
+    if (rc == PB_WORKER_FULL) {
+        size_t bigger = self->map_size * 2;
+        if (mdb_env_set_mapsize (self->env, bigger) == 0) {
+            zsys_notice ("pb_worker: map grown map_size=%zu", bigger);
+            self->map_size = bigger;
+        }
+    }
+    else
+        zclock_sleep (100 * (attempt + 1));
+    return true;
+}
+
 //  A poison event marks itself and the batch is applied again (each
 //  attempt marks one more, so at most 'count' of them). Store failures are
-//  retried: a full map is grown (no transaction may be open then, and none
-//  is), an I/O error gets a short pause. They are never a reason to
-//  quarantine (EVENTS.md, "Every worker").
+//  retried (s_retry), never quarantined.
 int
 pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
                        size_t count)
@@ -913,18 +947,8 @@ pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
         rc = s_try_batch (self, events, count);
         if (rc == PB_WORKER_POISON && poisons++ < count)
             continue;
-        if (rc == 0 || rc == PB_WORKER_CORRUPT || rc == PB_WORKER_POISON
-        ||  ++failures == S_RETRIES)
+        if (!s_retry (self, rc, failures++))
             break;
-        if (rc == PB_WORKER_FULL) {
-            size_t bigger = self->map_size * 2;
-            if (mdb_env_set_mapsize (self->env, bigger) == 0) {
-                zsys_notice ("pb_worker: map grown map_size=%zu", bigger);
-                self->map_size = bigger;
-            }
-        }
-        else
-            zclock_sleep (100 * failures);
     }
     if (rc == PB_WORKER_POISON) {
         zsys_error ("pb_worker: a batch kept failing as poison");
@@ -984,15 +1008,14 @@ pb_worker_store_outbox_scan (pb_worker_store_t *self, const uint8_t *after,
     return rc;
 }
 
-//  Retried as pb_worker_store_apply retries a batch: a full map is grown,
-//  an I/O error gets a short pause (this commit also writes a held
-//  applied_seq, so it meets a failing disk as often as a batch does)
+//  Retried as a batch is (s_retry): this commit also writes a held
+//  applied_seq, so it meets a failing disk as often as a batch does
 int
 pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
                             size_t count)
 {
     int rc = 0;
-    for (int attempt = 0; attempt < S_RETRIES; attempt++) {
+    for (int attempt = 0; ; attempt++) {
         MDB_txn *txn = NULL;
         rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "ack txn");
         if (rc == 0)
@@ -1019,14 +1042,8 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
         }
         if (txn)
             mdb_txn_abort (txn);
-        if (rc == 0 || rc == PB_WORKER_CORRUPT || attempt + 1 == S_RETRIES)
+        if (!s_retry (self, rc, attempt))
             break;
-        if (rc == PB_WORKER_FULL) {
-            if (mdb_env_set_mapsize (self->env, self->map_size * 2) == 0)
-                self->map_size *= 2;
-        }
-        else
-            zclock_sleep (100 * (attempt + 1));
     }
     if (rc)
         zsys_error ("pb_worker: ack failed after retries: %s",
@@ -1049,9 +1066,9 @@ pb_worker_store_outbox_acks_held (pb_worker_store_t *self)
     return zchunk_size (self->acked) / PB_WORKER_KEY_SIZE;
 }
 
-int
-pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
-                               const char *id, const char *reason)
+static int
+s_refuse (pb_worker_store_t *self, const uint8_t *key, const char *id,
+          const char *reason)
 {
     MDB_txn *txn = NULL;
     int rc = s_translate (mdb_txn_begin (self->env, NULL, 0, &txn), "refuse txn");
@@ -1083,6 +1100,23 @@ pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
     if (txn)
         mdb_txn_abort (txn);
     return rc == PB_ENOTFOUND? 0: rc;
+}
+
+//  Retried as a batch is (s_retry)
+int
+pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
+                               const char *id, const char *reason)
+{
+    int rc = 0;
+    for (int attempt = 0; ; attempt++) {
+        rc = s_refuse (self, key, id, reason);
+        if (!s_retry (self, rc, attempt))
+            break;
+    }
+    if (rc)
+        zsys_error ("pb_worker: refusal record failed after retries: %s",
+                    pb_worker_strerror (rc));
+    return rc;
 }
 
 bool
