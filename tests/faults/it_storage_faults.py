@@ -42,6 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "it"))
 
+import faults      # noqa: E402
 import pbtest      # noqa: E402
 import zmq         # noqa: E402
 
@@ -120,13 +121,8 @@ def heartbeat_seen(journal, timeout=5.0):
 
 
 def disk_full(args, res):
-    mnt = tempfile.mkdtemp(prefix="pb-diskfull-")
-    rc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700",
-                         "tmpfs", mnt], capture_output=True, text=True)
-    if rc.returncode != 0:
-        os.rmdir(mnt)
-        print("SKIP disk full on a real filesystem: mount failed (%s)"
-              % rc.stderr.strip(), flush=True)
+    mnt = faults.mount_tmpfs("pb-diskfull-", "8m")
+    if mnt is None:
         return False
     journal = None
     ledger = Ledger()
@@ -195,19 +191,12 @@ def disk_full(args, res):
     finally:
         if journal:
             journal.close()
-        subprocess.run(["umount", mnt])
-        shutil.rmtree(mnt, ignore_errors=True)
+        faults.unmount_tmpfs(mnt)
     return True
 
 
 # ---------------------------------------------------------------------------
 # I/O errors with libfiu
-
-
-def fiu_ctrl(base, pid, command):
-    rc = subprocess.run(["fiu-ctrl", "-f", base, "-c", command, str(pid)],
-                        capture_output=True, text=True, timeout=10)
-    assert rc.returncode == 0, "fiu-ctrl %r: %s" % (command, rc.stderr)
 
 
 def fiu_case(args, res, label, points, errno_value, fatal):
@@ -222,7 +211,7 @@ def fiu_case(args, res, label, points, errno_value, fatal):
             assert not publish(journal, ledger, 300), "NAK before the fault"
             before = len(ledger.acked)
             for point in points:
-                fiu_ctrl(base, journal.pid(), "enable name=%s,failinfo=%d"
+                faults.fiu_ctrl(base, journal.pid(), "enable name=%s,failinfo=%d"
                          % (point, errno_value))
             try:
                 naks = publish(journal, ledger, 200, timeout=5)
@@ -242,7 +231,7 @@ def fiu_case(args, res, label, points, errno_value, fatal):
                 assert naks and set(naks) == {"unavailable"}, \
                     "NAKs %r" % (naks and set(naks))
                 for point in points:
-                    fiu_ctrl(base, journal.pid(), "disable name=%s" % point)
+                    faults.fiu_ctrl(base, journal.pid(), "disable name=%s" % point)
                 assert not publish(journal, ledger, 100), \
                     "still NAKed after the fault was lifted"
                 detail = "%d NAK unavailable, %d ACKs, recovered" % (

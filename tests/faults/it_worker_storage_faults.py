@@ -43,7 +43,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +50,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "it"))
 
+import faults      # noqa: E402
 import pbtest      # noqa: E402
 import scenario    # noqa: E402
 import system      # noqa: E402
@@ -189,12 +189,6 @@ def assert_exit(worker, rc, since, error, what):
 # I/O errors with libfiu
 
 
-def fiu_ctrl(base, pid, command):
-    rc = subprocess.run(["fiu-ctrl", "-f", base, "-c", command, str(pid)],
-                        capture_output=True, text=True, timeout=10)
-    assert rc.returncode == 0, "fiu-ctrl %r: %s" % (command, rc.stderr)
-
-
 def fiu_checks(run, res):
     base = os.path.join(tempfile.mkdtemp(prefix="pb-wfiu-"), "ctrl")
     w = FaultWorker("nac", run.nac, run.journal)
@@ -212,7 +206,7 @@ def fiu_checks(run, res):
 
         def transient():
             mark = w.mark()
-            fiu_ctrl(base, w.proc.pid, "enable name=posix/io/sync/fdatasync,"
+            faults.fiu_ctrl(base, w.proc.pid, "enable name=posix/io/sync/fdatasync,"
                      "failinfo=%d,onetime" % errno.EIO)
             run.publish()
             head = run.quiet([w])
@@ -234,7 +228,7 @@ def fiu_checks(run, res):
             #  so meets the failure
             time.sleep(0.3)
             mark = w.mark()
-            fiu_ctrl(base, w.proc.pid, "enable name=posix/io/sync/fdatasync,"
+            faults.fiu_ctrl(base, w.proc.pid, "enable name=posix/io/sync/fdatasync,"
                      "failinfo=%d,onetime" % errno.EIO)
             with pbtest.Producer(run.journal) as p:
                 for i in range(20):
@@ -260,7 +254,7 @@ def fiu_checks(run, res):
                 time.sleep(0.3)
             mark = w.mark()
             for point in points:
-                fiu_ctrl(base, w.proc.pid, "enable name=%s,failinfo=%d"
+                faults.fiu_ctrl(base, w.proc.pid, "enable name=%s,failinfo=%d"
                          % (point, errno.EIO))
             rc = wait_exit(run, w)
             w.close_log()
@@ -308,13 +302,8 @@ def fill(path):
 
 
 def disk_full(run, res):
-    mnt = tempfile.mkdtemp(prefix="pb-wdiskfull-")
-    rc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700",
-                         "tmpfs", mnt], capture_output=True, text=True)
-    if rc.returncode != 0:
-        os.rmdir(mnt)
-        print("SKIP disk full on a real filesystem: mount failed (%s)"
-              % rc.stderr.strip(), flush=True)
+    mnt = faults.mount_tmpfs("pb-wdiskfull-", "16m")
+    if mnt is None:
         return False
     log_path = os.path.join(tempfile.gettempdir(),
                             "pb-wdiskfull-%d.log" % os.getpid())
@@ -372,8 +361,7 @@ def disk_full(run, res):
         if os.path.isdir(w.store_dir):
             shutil.copytree(w.store_dir, os.path.join(state, "db"))
         w.data_dir, w.owns_dir = state, True
-        subprocess.run(["umount", mnt])
-        shutil.rmtree(mnt, ignore_errors=True)
+        faults.unmount_tmpfs(mnt)
     return True
 
 

@@ -35,8 +35,6 @@ import sys
 import tempfile
 import time
 
-import msgpack
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pbtest  # noqa: E402
 
