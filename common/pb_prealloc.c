@@ -18,7 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_CHUNK      (256 * 1024)       //  bytes of one pwrite
+//  Bytes of one pwrite: one page. The page cache keeps a range in the
+//  folios that first wrote it, and a large write makes large ones (seen
+//  on Linux 6.18, ext4): zeros written 256 KiB at a time made folios that
+//  LMDB's 4 KiB page writes then dirtied whole, so every commit sent up
+//  to 256 KiB a page to the disk and its sync waited for all of it (the
+//  kernel's write_bytes of the journal was 8 times what it wrote through
+//  its write calls; workers_bench prints the ratio). Written a page at a
+//  time, the range is held in pages, and a commit writes back what it
+//  changed.
+#define S_CHUNK      4096
 #define S_RETRY_MSEC 1000               //  pause after a failure
 
 //  Bytes one run writes at most: its cost (the writes and their sync,

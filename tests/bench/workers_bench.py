@@ -79,12 +79,17 @@ def hwm_mb(kb):
 
 def written_mb(name, process, events):
     #  write_bytes: what the kernel counts as this process's writes to
-    #  the disk
+    #  the disk (pages it dirtied, folio by folio); wchar: what it passed
+    #  to write calls. Far apart, the page cache writes back more than
+    #  the process changed (README, Benchmarks)
     written = pbtest.proc_field(process.proc, "io", "write_bytes:")
-    if written is None:
+    called = pbtest.proc_field(process.proc, "io", "wchar:")
+    if written is None or called is None:
         return "%s ?" % name
-    return "%s %.0f MiB (%.1f KiB a logged event)" % (
-        name, written / 1048576.0, written / 1024.0 / max(1, events))
+    return "%s %.0f MiB (%.1f KiB a logged event; %.1f times its write " \
+        "calls)" % (name, written / 1048576.0,
+                    written / 1024.0 / max(1, events),
+                    written / float(max(1, called)))
 
 
 def write_steps(steps, path):
