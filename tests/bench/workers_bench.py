@@ -86,6 +86,9 @@ def written_mb(name, process, events):
     called = pbtest.proc_field(process.proc, "io", "wchar:")
     if written is None or called is None:
         return "%s ?" % name
+    if written * 100 < called:
+        return "%s %.1f MiB (a tmpfs writes its files nothing back)" % (
+            name, written / 1048576.0)
     return "%s %.0f MiB (%.1f KiB a logged event; %.1f times its write " \
         "calls)" % (name, written / 1048576.0,
                     written / 1024.0 / max(1, events),
