@@ -455,10 +455,7 @@ def main():
         final(run, res)
     finally:
         run.close()
-    if not mounted and not res.failed:
-        print("it_worker_storage_faults: disk-full check skipped (no mount)")
-        res.finish = lambda: sys.exit(77)
-    res.finish()
+    faults.finish(res, "it_worker_storage_faults", mounted)
 
 
 if __name__ == "__main__":
