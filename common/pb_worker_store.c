@@ -899,18 +899,23 @@ s_try_batch (pb_worker_store_t *self, pb_worker_event_t *events, size_t count)
     return rc;
 }
 
-//  Between two attempts of a store write that failed with 'rc' (attempt
-//  counts from 0): a full map is grown (no transaction may be open then,
-//  and none is), an I/O error gets a short pause. Returns whether to try
-//  again: not after S_RETRIES attempts, nor for a corrupt store, nor for
-//  anything that is not the store's failure. Store failures are never a
-//  reason to quarantine (EVENTS.md, "Every worker"): after the last
-//  attempt the runtime exits for its supervisor.
+//  Between two attempts of a store write ('what', for the log) that
+//  failed with 'rc' (attempt counts from 0): a full map is grown (no
+//  transaction may be open then, and none is), an I/O error gets a short
+//  pause. Returns whether to try again: not after S_RETRIES attempts, nor
+//  for a corrupt store, nor for a poison (the caller's own). Giving up on
+//  a store failure is logged here; it is never a reason to quarantine
+//  (EVENTS.md, "Every worker"): the runtime exits for its supervisor.
 static bool
-s_retry (pb_worker_store_t *self, int rc, int attempt)
+s_retry (pb_worker_store_t *self, int rc, int attempt, const char *what)
 {
-    if ((rc != PB_WORKER_FULL && rc != PB_WORKER_STORE) || attempt + 1 >= S_RETRIES)
+    if (rc == 0 || rc == PB_WORKER_POISON)
         return false;
+    if ((rc != PB_WORKER_FULL && rc != PB_WORKER_STORE) || attempt + 1 >= S_RETRIES) {
+        zsys_error ("pb_worker: %s failed after retries: %s", what,
+                    pb_worker_strerror (rc));
+        return false;
+    }
     if (rc == PB_WORKER_FULL) {
         size_t bigger = self->map_size * 2;
         if (mdb_env_set_mapsize (self->env, bigger) == 0) {
@@ -947,16 +952,13 @@ pb_worker_store_apply (pb_worker_store_t *self, pb_worker_event_t *events,
         rc = s_try_batch (self, events, count);
         if (rc == PB_WORKER_POISON && poisons++ < count)
             continue;
-        if (!s_retry (self, rc, failures++))
+        if (!s_retry (self, rc, failures++, "batch"))
             break;
     }
     if (rc == PB_WORKER_POISON) {
         zsys_error ("pb_worker: a batch kept failing as poison");
         rc = PB_WORKER_STORE;
     }
-    if (rc)
-        zsys_error ("pb_worker: batch failed after retries: %s",
-                    pb_worker_strerror (rc));
     return rc;
 }
 
@@ -1042,12 +1044,9 @@ pb_worker_store_outbox_ack (pb_worker_store_t *self, const uint8_t *keys,
         }
         if (txn)
             mdb_txn_abort (txn);
-        if (!s_retry (self, rc, attempt))
+        if (!s_retry (self, rc, attempt, "ack"))
             break;
     }
-    if (rc)
-        zsys_error ("pb_worker: ack failed after retries: %s",
-                    pb_worker_strerror (rc));
     return rc;
 }
 
@@ -1110,12 +1109,9 @@ pb_worker_store_outbox_refuse (pb_worker_store_t *self, const uint8_t *key,
     int rc = 0;
     for (int attempt = 0; ; attempt++) {
         rc = s_refuse (self, key, id, reason);
-        if (!s_retry (self, rc, attempt))
+        if (!s_retry (self, rc, attempt, "refusal record"))
             break;
     }
-    if (rc)
-        zsys_error ("pb_worker: refusal record failed after retries: %s",
-                    pb_worker_strerror (rc));
     return rc;
 }
 

@@ -211,8 +211,8 @@ def fiu_case(args, res, label, points, errno_value, fatal):
             assert not publish(journal, ledger, 300), "NAK before the fault"
             before = len(ledger.acked)
             for point in points:
-                faults.fiu_ctrl(base, journal.pid(), "enable name=%s,failinfo=%d"
-                         % (point, errno_value))
+                faults.fiu_ctrl(base, journal.pid(),
+                                "enable name=%s,failinfo=%d" % (point, errno_value))
             try:
                 naks = publish(journal, ledger, 200, timeout=5)
             except (TimeoutError, AssertionError):
